@@ -1,0 +1,109 @@
+//! Metadata and ListOffsets: what clients ask before they produce or fetch.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId as WireBrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::ids::TopicPartition;
+
+use super::core::BrokerCore;
+use super::partition::Role;
+
+/// ListOffsets timestamps with a special meaning.
+const LATEST: i64 = -1;
+const EARLIEST: i64 = -2;
+
+impl BrokerCore {
+    pub(super) fn handle_metadata(&self, req: &MetadataRequest) -> MetadataResponse {
+        let brokers = self
+            .metadata
+            .brokers
+            .iter()
+            .map(|(id, a)| {
+                MetadataResponseBroker::default()
+                    .with_node_id(WireBrokerId(id.0))
+                    .with_host(StrBytes::from_string(a.host.clone()))
+                    .with_port(i32::from(a.port))
+            })
+            .collect();
+        let names: Vec<String> = match &req.topics {
+            None => self.metadata.topics.keys().cloned().collect(),
+            Some(ts) => ts.iter().filter_map(|t| t.name.as_ref().map(|n| n.to_string())).collect(),
+        };
+        let topics = names.iter().map(|n| self.topic_metadata(n)).collect();
+        let controller = self.metadata.brokers.keys().next().map_or(-1, |b| b.0);
+        MetadataResponse::default()
+            .with_brokers(brokers)
+            .with_cluster_id(Some(StrBytes::from_string(self.metadata.cluster_id.clone())))
+            .with_controller_id(WireBrokerId(controller))
+            .with_topics(topics)
+    }
+
+    fn topic_metadata(&self, name: &str) -> MetadataResponseTopic {
+        let topic = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.to_string()))));
+        let Some(parts) = self.metadata.topics.get(name) else {
+            return topic.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        };
+        let partitions = parts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let tp = TopicPartition::new(name, i as i32);
+                // Only the leader knows the current ISR; others report the assignment.
+                let isr = match self.partitions.get(&tp).map(|p| &p.role) {
+                    Some(Role::Leader(s)) => s.isr.clone(),
+                    _ => a.replicas.clone(),
+                };
+                MetadataResponsePartition::default()
+                    .with_partition_index(i as i32)
+                    .with_leader_id(WireBrokerId(a.leader().0))
+                    .with_leader_epoch(0)
+                    .with_replica_nodes(a.replicas.iter().map(|b| WireBrokerId(b.0)).collect())
+                    .with_isr_nodes(isr.iter().map(|b| WireBrokerId(b.0)).collect())
+            })
+            .collect();
+        topic.with_partitions(partitions)
+    }
+
+    pub(super) fn handle_list_offsets(&self, req: &ListOffsetsRequest) -> ListOffsetsResponse {
+        let from_replica = req.replica_id.0 >= 0;
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
+                        self.list_offset(&tp, p.timestamp, from_replica).with_partition_index(p.partition_index)
+                    })
+                    .collect();
+                ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
+            })
+            .collect();
+        ListOffsetsResponse::default().with_topics(topics)
+    }
+
+    fn list_offset(&self, tp: &TopicPartition, timestamp: i64, from_replica: bool) -> ListOffsetsPartitionResponse {
+        let resp = ListOffsetsPartitionResponse::default().with_timestamp(-1).with_offset(-1);
+        let Some(p) = self.partitions.get(tp) else {
+            return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        };
+        if !p.is_leader() {
+            return resp.with_error_code(ResponseError::NotLeaderOrFollower.code());
+        }
+        let offset = match timestamp {
+            EARLIEST => p.log.log_start_offset(),
+            // A follower truncating after OFFSET_OUT_OF_RANGE needs our log end; consumers
+            // only ever see up to the high watermark.
+            LATEST if from_replica => p.leo(),
+            LATEST => p.hw(),
+            // No time index yet: say so rather than answer a wrong offset.
+            _ => return resp.with_error_code(ResponseError::InvalidRequest.code()),
+        };
+        resp.with_offset(offset).with_leader_epoch(p.leader_epoch)
+    }
+}

@@ -1,0 +1,52 @@
+use crate::log::LogConfig;
+use crate::replication::ReplicationRules;
+
+/// Broker and topic configuration, with Kafka's defaults. The harness maps Kafka's key names
+/// (`min.insync.replicas`, ...) onto these fields.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    /// `min.insync.replicas` (default 1)
+    pub min_insync_replicas: usize,
+    /// `replica.lag.time.max.ms` (default 30000)
+    pub replica_lag_time_max_ms: u64,
+    /// `replica.fetch.wait.max.ms` (default 500)
+    pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.max.bytes` (default 1 MiB)
+    pub replica_fetch_max_bytes: usize,
+    /// `message.max.bytes` (default 1048588)
+    pub message_max_bytes: usize,
+    /// `request.timeout.ms` used by the replica fetcher's own requests (default 30000)
+    pub replica_socket_timeout_ms: u64,
+    /// `log.flush.interval.messages`, `log.segment.bytes`, `log.index.interval.bytes`
+    pub log: LogConfig,
+    /// Behaviour switch `hw_advances_below_min_isr`.
+    pub hw_advances_below_min_isr: bool,
+    /// Behaviour switch `isr_join_ignores_epoch_start_offset`.
+    pub isr_join_ignores_epoch_start_offset: bool,
+}
+
+impl Default for BrokerConfig {
+    fn default() -> Self {
+        BrokerConfig {
+            min_insync_replicas: 1,
+            replica_lag_time_max_ms: 30_000,
+            replica_fetch_wait_max_ms: 500,
+            replica_fetch_max_bytes: 1024 * 1024,
+            message_max_bytes: 1_048_588,
+            replica_socket_timeout_ms: 30_000,
+            log: LogConfig::default(),
+            hw_advances_below_min_isr: false,
+            isr_join_ignores_epoch_start_offset: false,
+        }
+    }
+}
+
+impl BrokerConfig {
+    pub fn replication_rules(&self) -> ReplicationRules {
+        ReplicationRules {
+            lag_time_max_ms: self.replica_lag_time_max_ms,
+            min_insync_replicas: self.min_insync_replicas,
+            hw_advances_below_min_isr: self.hw_advances_below_min_isr,
+        }
+    }
+}

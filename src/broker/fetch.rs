@@ -1,0 +1,114 @@
+//! The fetch path on the leader: followers (replica id >= 0) read up to the log end and report
+//! their progress; consumers read up to the high watermark. An empty fetch waits for data up
+//! to its `max_wait_ms`.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+
+use crate::ids::{BrokerId, TopicPartition};
+use crate::log::split_batches;
+
+use super::core::{reply, BrokerCore, Handled, RequestCtx};
+use super::purgatory::{ParkedFetch, ParkedOp};
+
+impl BrokerCore {
+    pub(super) fn handle_fetch(&mut self, now_ms: u64, ctx: RequestCtx, req: FetchRequest) -> Handled {
+        let replica = replica_id(&req, ctx.version);
+        if let Some(follower) = replica {
+            self.record_follower_fetch(now_ms, follower, &req);
+        }
+        let (resp, bytes, errors) = self.build_fetch_response(&req, replica.is_some());
+        let min_bytes = usize::try_from(req.min_bytes.max(1)).unwrap_or(1);
+        if bytes >= min_bytes || errors || req.max_wait_ms <= 0 {
+            return reply(ctx, ResponseKind::Fetch(resp));
+        }
+        let deadline = now_ms + u64::try_from(req.max_wait_ms).unwrap_or(0);
+        self.park(now_ms, ctx, deadline, ParkedOp::Fetch(ParkedFetch { request: req }))
+    }
+
+    pub(super) fn try_complete_fetch(&mut self, pf: &mut ParkedFetch, expired: bool) -> Option<FetchResponse> {
+        let from_replica = pf.request.replica_id.0 >= 0 || pf.request.replica_state.replica_id.0 >= 0;
+        let (resp, bytes, errors) = self.build_fetch_response(&pf.request, from_replica);
+        (expired || errors || bytes > 0).then_some(resp)
+    }
+
+    /// A follower's fetch offset is its log end: record it, then let the ISR and HW follow.
+    fn record_follower_fetch(&mut self, now_ms: u64, follower: BrokerId, req: &FetchRequest) {
+        for t in &req.topics {
+            for fp in &t.partitions {
+                let tp = TopicPartition::new(t.topic.as_str(), fp.partition);
+                let Some(p) = self.partitions.get_mut(&tp) else { continue };
+                let leo = p.leo();
+                if let Some(state) = p.leader_state() {
+                    state.on_follower_fetch(now_ms, follower, fp.fetch_offset, leo);
+                }
+                self.maybe_change_isr(now_ms, &tp);
+                self.maybe_advance_hw(now_ms, &tp);
+            }
+        }
+    }
+
+    /// The response for `req` as the log stands now, its record bytes, and whether any
+    /// partition carries an error.
+    fn build_fetch_response(&self, req: &FetchRequest, from_replica: bool) -> (FetchResponse, usize, bool) {
+        let mut total = 0usize;
+        let mut errors = false;
+        let max_total = usize::try_from(req.max_bytes.max(1)).unwrap_or(usize::MAX);
+        let mut responses = Vec::new();
+        for t in &req.topics {
+            let mut parts = Vec::new();
+            for fp in &t.partitions {
+                let tp = TopicPartition::new(t.topic.as_str(), fp.partition);
+                let budget = usize::try_from(fp.partition_max_bytes.max(1)).unwrap_or(1).min(max_total.saturating_sub(total).max(1));
+                let pd = self.fetch_partition(&tp, fp.fetch_offset, budget, from_replica);
+                errors |= pd.error_code != 0;
+                total += pd.records.as_ref().map_or(0, Bytes::len);
+                parts.push(pd);
+            }
+            responses.push(FetchableTopicResponse::default().with_topic(t.topic.clone()).with_partitions(parts));
+        }
+        (FetchResponse::default().with_responses(responses), total, errors)
+    }
+
+    fn fetch_partition(&self, tp: &TopicPartition, offset: i64, max_bytes: usize, from_replica: bool) -> PartitionData {
+        let pd = PartitionData::default().with_partition_index(tp.partition).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1);
+        let Some(p) = self.partitions.get(tp) else {
+            return pd.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        };
+        if !p.is_leader() {
+            return pd.with_error_code(ResponseError::NotLeaderOrFollower.code());
+        }
+        let (start, leo, hw) = (p.log.log_start_offset(), p.leo(), p.hw());
+        let pd = pd.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(start).with_aborted_transactions(Some(Vec::new()));
+        if offset < start || offset > leo {
+            return pd.with_error_code(ResponseError::OffsetOutOfRange.code());
+        }
+        let upper = if from_replica { leo } else { hw };
+        if offset >= upper {
+            return pd.with_records(Some(Bytes::new()));
+        }
+        match p.log.read(offset, max_bytes) {
+            Ok(read) => pd.with_records(Some(below(&read.bytes, upper))),
+            Err(e) => {
+                self.trace.emit(|| format!("read-failed {tp} {e}"));
+                pd.with_error_code(ResponseError::KafkaStorageError.code())
+            }
+        }
+    }
+}
+
+/// The leading whole batches of `bytes` that end below `upper`: consumers never see a batch
+/// the high watermark has not passed.
+fn below(bytes: &[u8], upper: i64) -> Bytes {
+    let batches = split_batches(bytes).unwrap_or_default();
+    let end = batches.iter().take_while(|(h, _)| h.last_offset() < upper).last().map_or(0, |(_, r)| r.end);
+    Bytes::copy_from_slice(&bytes[..end])
+}
+
+/// The fetching replica, if a follower sent this (the id moved into `replica_state` in v15).
+fn replica_id(req: &FetchRequest, version: i16) -> Option<BrokerId> {
+    let id = if version >= 15 { req.replica_state.replica_id.0 } else { req.replica_id.0 };
+    (id >= 0).then_some(BrokerId(id))
+}

@@ -1,0 +1,128 @@
+//! The produce path on the leader (KAFKA.md §1.2): min-ISR check, append, then answer by
+//! `acks`: 0 never, 1 after the local append, all once the high watermark passes the records.
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+
+use crate::ids::TopicPartition;
+use crate::log::LogError;
+
+use super::core::{reply, BrokerCore, Handled, RequestCtx};
+use super::partition::Role;
+use super::purgatory::{ParkedOp, ParkedProduce};
+
+const ACKS_ALL: i16 = -1;
+
+impl BrokerCore {
+    pub(super) fn handle_produce(&mut self, now_ms: u64, ctx: RequestCtx, req: ProduceRequest) -> Handled {
+        let mut response = ProduceResponse::default();
+        let mut waiting = Vec::new();
+        for (ti, topic) in req.topic_data.iter().enumerate() {
+            let mut tr = TopicProduceResponse::default().with_name(topic.name.clone());
+            for (pi, pd) in topic.partition_data.iter().enumerate() {
+                let tp = TopicPartition::new(topic.name.as_str(), pd.index);
+                let (pr, wait_for) = if req.transactional_id.is_some() {
+                    // Transactions come with the transaction coordinator; refuse rather than
+                    // append records nobody will ever commit or abort.
+                    (partition_error(pd.index, ResponseError::TransactionalIdAuthorizationFailed), None)
+                } else {
+                    self.produce_partition(now_ms, &tp, pd.records.as_ref(), req.acks)
+                };
+                if let Some(required) = wait_for {
+                    waiting.push((tp, required, ti, pi));
+                }
+                tr.partition_responses.push(pr.with_index(pd.index));
+            }
+            response.responses.push(tr);
+        }
+        if req.acks == 0 {
+            return Handled::NoReply;
+        }
+        if waiting.is_empty() {
+            return reply(ctx, kafka_protocol::messages::ResponseKind::Produce(response));
+        }
+        let deadline = now_ms + u64::try_from(req.timeout_ms.max(0)).unwrap_or(0);
+        self.park(now_ms, ctx, deadline, ParkedOp::Produce(ParkedProduce { response, waiting }))
+    }
+
+    /// Appends to one partition. Returns the partition's answer as it stands and, for
+    /// `acks=all`, the offset the high watermark must reach before the answer is final.
+    fn produce_partition(&mut self, now_ms: u64, tp: &TopicPartition, records: Option<&Bytes>, acks: i16) -> (PartitionProduceResponse, Option<i64>) {
+        let message_max = self.config.message_max_bytes;
+        let min_isr = self.config.min_insync_replicas;
+        let Some(p) = self.partitions.get_mut(tp) else {
+            return (partition_error(tp.partition, ResponseError::UnknownTopicOrPartition), None);
+        };
+        let Role::Leader(state) = &p.role else {
+            return (partition_error(tp.partition, ResponseError::NotLeaderOrFollower), None);
+        };
+        let records = match records {
+            Some(r) if !r.is_empty() => r,
+            _ => return (partition_error(tp.partition, ResponseError::CorruptMessage), None),
+        };
+        if records.len() > message_max {
+            return (partition_error(tp.partition, ResponseError::MessageTooLarge), None);
+        }
+        let effective_min_isr = min_isr.min(p.replicas.len());
+        if acks == ACKS_ALL && state.isr.len() < effective_min_isr {
+            return (partition_error(tp.partition, ResponseError::NotEnoughReplicas), None);
+        }
+        let epoch = p.leader_epoch;
+        let info = match p.log.append_as_leader(records, epoch) {
+            Ok(info) => info,
+            Err(LogError::Batch { .. }) => return (partition_error(tp.partition, ResponseError::CorruptMessage), None),
+            Err(e) => {
+                self.trace.emit(|| format!("append-failed {tp} {e}"));
+                return (partition_error(tp.partition, ResponseError::KafkaStorageError), None);
+            }
+        };
+        self.trace.emit(|| format!("append {tp} {}..={} acks={acks}", info.first_offset, info.last_offset));
+        let log_start = p.log.log_start_offset();
+        self.maybe_advance_hw(now_ms, tp);
+        let pr = PartitionProduceResponse::default()
+            .with_base_offset(info.first_offset)
+            .with_log_append_time_ms(-1)
+            .with_log_start_offset(log_start);
+        let wait_for = (acks == ACKS_ALL).then_some(info.last_offset + 1);
+        (pr, wait_for)
+    }
+
+    /// Completes what it can of a parked acks=all produce; Some when every partition is final.
+    pub(super) fn try_complete_produce(&mut self, pp: &mut ParkedProduce, expired: bool) -> Option<ProduceResponse> {
+        let min_isr = self.config.min_insync_replicas;
+        let mut still_waiting = Vec::new();
+        for (tp, required, ti, pi) in pp.waiting.drain(..) {
+            let outcome = match self.partitions.get(&tp).map(|p| (&p.role, p.replicas.len())) {
+                Some((Role::Leader(s), rf)) if s.hw >= required => {
+                    // The records are committed; an ISR below min.insync means they were
+                    // acknowledged by fewer replicas than asked for, which Kafka reports.
+                    if s.isr.len() >= min_isr.min(rf) { None } else { Some(ResponseError::NotEnoughReplicasAfterAppend) }
+                }
+                Some((Role::Leader(_), _)) if !expired => {
+                    still_waiting.push((tp, required, ti, pi));
+                    continue;
+                }
+                Some((Role::Leader(_), _)) => Some(ResponseError::RequestTimedOut),
+                _ => Some(ResponseError::NotLeaderOrFollower),
+            };
+            if let Some(err) = outcome {
+                let pr = &mut pp.response.responses[ti].partition_responses[pi];
+                pr.error_code = err.code();
+                pr.base_offset = -1;
+            }
+        }
+        pp.waiting = still_waiting;
+        pp.waiting.is_empty().then(|| std::mem::take(&mut pp.response))
+    }
+}
+
+fn partition_error(index: i32, err: ResponseError) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(err.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+}

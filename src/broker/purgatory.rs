@@ -1,0 +1,67 @@
+use std::collections::BTreeMap;
+
+use kafka_protocol::messages::{ApiKey, FetchRequest, ProduceResponse};
+
+use crate::ids::TopicPartition;
+
+/// A produce request with `acks=all` waiting for the HW to pass its records.
+#[derive(Debug)]
+pub struct ParkedProduce {
+    /// The response as it stands; waiting partitions are filled in when they complete.
+    pub response: ProduceResponse,
+    /// (partition, offset the HW must reach, topic index, partition index in the response)
+    pub waiting: Vec<(TopicPartition, i64, usize, usize)>,
+}
+
+/// A fetch that found nothing and waits for data up to its `max_wait_ms`.
+#[derive(Debug)]
+pub struct ParkedFetch {
+    pub request: FetchRequest,
+}
+
+#[derive(Debug)]
+pub enum ParkedOp {
+    Produce(ParkedProduce),
+    Fetch(ParkedFetch),
+}
+
+/// A request answered later: on an event (HW moved, data arrived) or at its deadline,
+/// whichever comes first, and exactly once.
+#[derive(Debug)]
+pub struct Parked {
+    pub api_key: ApiKey,
+    pub version: i16,
+    pub correlation_id: i32,
+    pub deadline_ms: u64,
+    pub op: ParkedOp,
+}
+
+/// The parked requests, keyed by a per-broker id. Bounded: a full purgatory refuses more.
+#[derive(Debug, Default)]
+pub struct Purgatory {
+    next_id: u64,
+    parked: BTreeMap<u64, Parked>,
+}
+
+/// More parked requests than this means clients are far ahead of replication.
+pub const PARKED_MAX: usize = 10_000;
+
+impl Purgatory {
+    pub fn park(&mut self, p: Parked) -> Option<u64> {
+        if self.parked.len() >= PARKED_MAX {
+            return None;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.parked.insert(id, p);
+        Some(id)
+    }
+
+    pub fn take(&mut self, id: u64) -> Option<Parked> {
+        self.parked.remove(&id)
+    }
+
+    pub fn put_back(&mut self, id: u64, p: Parked) {
+        self.parked.insert(id, p);
+    }
+}

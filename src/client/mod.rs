@@ -1,0 +1,19 @@
+//! Rust clients that speak Kafka's wire protocol to brokers: one connection type (also used by
+//! the brokers' replica fetchers), a metadata cache, the producer and the consumer.
+//!
+//! Every request has a timeout and every failure drops the connection, because simulated TCP
+//! never retransmits: a stalled stream must become an error, not a hang.
+
+mod connection;
+mod consumer;
+mod error;
+mod metadata;
+mod partitioner;
+mod producer;
+
+pub use connection::Connection;
+pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
+pub use error::ClientError;
+pub use metadata::MetadataCache;
+pub use partitioner::{murmur2, partition_for_key};
+pub use producer::{Acks, Producer, ProducerConfig, RecordMetadata, SendError};

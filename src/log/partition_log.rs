@@ -1,0 +1,1074 @@
+//! `Log`: one partition's log, a contiguous run of segments holding v2 batches byte for byte.
+//!
+//! Offsets are dense: every offset in `[log_start_offset, log_end_offset)` belongs to exactly
+//! one stored batch, and batches follow each other without gaps, across segment boundaries too.
+//! Durability follows Kafka: appends land in the page cache and are fsynced only once
+//! `flush_interval_messages` offsets are unflushed (never, by default), or on `flush()`.
+//! Opening a log is recovery: every batch is re-checked and the log is cut at the first one
+//! that is torn, corrupt or out of sequence.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::{ControlFlow, Range};
+use std::rc::Rc;
+
+use super::batch::{
+    set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError,
+    BatchHeader, BATCH_HEADER_LEN,
+};
+use super::segment::{join, parse_file_name, Segment};
+use crate::seam::Storage;
+
+/// Per-log tuning, Kafka's names and defaults.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Roll to a new segment when the active one would grow past this (`segment.bytes`).
+    pub segment_bytes: u64,
+    /// Minimum bytes between sparse index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u64,
+    /// Fsync once this many offsets are unflushed (`flush.messages`); `u64::MAX` = never.
+    pub flush_interval_messages: u64,
+}
+
+impl Default for LogConfig {
+    fn default() -> LogConfig {
+        LogConfig {
+            segment_bytes: 1 << 30,
+            index_interval_bytes: 4096,
+            flush_interval_messages: u64::MAX,
+        }
+    }
+}
+
+/// Where an append landed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendInfo {
+    pub first_offset: i64,
+    pub last_offset: i64,
+    /// Sum of the batches' `recordsCount`.
+    pub record_count: i64,
+}
+
+/// The result of a read: whole batches, concatenated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReadInfo {
+    pub bytes: Vec<u8>,
+    /// Base offset of the first batch returned (may be below the offset asked for, as the
+    /// batch containing it is returned whole); `None` when nothing was returned.
+    pub first_offset: Option<i64>,
+}
+
+#[derive(Debug)]
+pub enum LogError {
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    Batch {
+        offset: i64,
+        source: BatchError,
+    },
+    OffsetOutOfRange {
+        requested: i64,
+        start: i64,
+        end: i64,
+    },
+    NonContiguous {
+        expected: i64,
+        got: i64,
+    },
+}
+
+impl fmt::Display for LogError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LogError::Io { path, source } => write!(f, "i/o error on {path:?}: {source}"),
+            LogError::Batch { offset, source } => {
+                write!(f, "invalid batch at offset {offset}: {source}")
+            }
+            LogError::OffsetOutOfRange {
+                requested,
+                start,
+                end,
+            } => write!(
+                f,
+                "offset {requested} out of range: expected {start} <= offset <= {end}"
+            ),
+            LogError::NonContiguous { expected, got } => {
+                write!(
+                    f,
+                    "non-contiguous batch: expected base offset {expected}, got {got}"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for LogError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            LogError::Io { source, .. } => Some(source),
+            LogError::Batch { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A partition log in directory `dir` of a [`Storage`].
+pub struct Log {
+    storage: Rc<dyn Storage>,
+    dir: String,
+    config: LogConfig,
+    /// Keyed by base offset; never empty, the last one is the active segment.
+    segments: BTreeMap<i64, Segment>,
+    /// Everything below this offset has been fsynced and its directory entries synced.
+    recovery_point: i64,
+    /// Why `open` had to cut the log short, if it did.
+    recovery_stop: Option<LogError>,
+}
+
+impl Log {
+    /// Opens (recovers) the log in `dir`; a missing directory is an empty log starting at 0.
+    /// Whatever recovery keeps is made durable before returning, so a later crash can only
+    /// lose what is appended after `open`.
+    pub fn open(storage: Rc<dyn Storage>, dir: &str, config: LogConfig) -> Result<Log, LogError> {
+        let names = match storage.list(dir) {
+            Ok(names) => names,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(source) => {
+                return Err(LogError::Io {
+                    path: dir.to_string(),
+                    source,
+                })
+            }
+        };
+        // Zero-padded names sort like their offsets.
+        let bases: Vec<i64> = names.iter().filter_map(|n| parse_file_name(n)).collect();
+        let mut log = Log {
+            storage,
+            dir: dir.to_string(),
+            config,
+            segments: BTreeMap::new(),
+            recovery_point: 0,
+            recovery_stop: None,
+        };
+        log.recover_segments(&bases)?;
+        if log.segments.is_empty() {
+            log.add_segment(0)?;
+        }
+        log.flush()?;
+        Ok(log)
+    }
+
+    /// Loads segments in order until one is cut short or does not start where the previous one
+    /// ended; everything after that point is unreachable history and is deleted.
+    fn recover_segments(&mut self, bases: &[i64]) -> Result<(), LogError> {
+        let mut expected: Option<i64> = None;
+        for (i, &base) in bases.iter().enumerate() {
+            if let Some(e) = expected.filter(|e| *e != base) {
+                self.recovery_stop = Some(LogError::NonContiguous {
+                    expected: e,
+                    got: base,
+                });
+                return self.remove_files(&bases[i..]);
+            }
+            let (seg, stop) = Segment::recover(
+                self.storage.clone(),
+                &self.dir,
+                base,
+                self.config.index_interval_bytes,
+            )?;
+            expected = Some(seg.next_offset());
+            self.segments.insert(base, seg);
+            if stop.is_some() {
+                self.recovery_stop = stop;
+                return self.remove_files(&bases[i + 1..]);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove_files(&self, bases: &[i64]) -> Result<(), LogError> {
+        for &base in bases {
+            let path = join(&self.dir, &super::segment::file_name(base));
+            self.storage
+                .remove(&path)
+                .map_err(|source| LogError::Io { path, source })?;
+        }
+        Ok(())
+    }
+
+    fn add_segment(&mut self, base_offset: i64) -> Result<(), LogError> {
+        if let Some(last) = self.segments.values().next_back() {
+            assert_eq!(
+                last.next_offset(),
+                base_offset,
+                "new segment must continue the log"
+            );
+        }
+        let seg = Segment::create(
+            self.storage.clone(),
+            &self.dir,
+            base_offset,
+            self.config.index_interval_bytes,
+        )?;
+        self.segments.insert(base_offset, seg);
+        Ok(())
+    }
+
+    /// Why recovery in `open` cut the log short (torn, corrupt or out-of-sequence data), if it
+    /// did; the log then ends just before that point. For checkers and logs of the simulation.
+    pub fn recovery_stop(&self) -> Option<&LogError> {
+        self.recovery_stop.as_ref()
+    }
+
+    pub fn log_start_offset(&self) -> i64 {
+        self.segments
+            .values()
+            .next()
+            .expect("a log always has a segment")
+            .base_offset()
+    }
+
+    /// The log end offset: the offset the next appended record will get.
+    pub fn log_end_offset(&self) -> i64 {
+        self.active().next_offset()
+    }
+
+    fn active(&self) -> &Segment {
+        self.segments
+            .values()
+            .next_back()
+            .expect("a log always has a segment")
+    }
+
+    /// Offsets appended since the last flush (Kafka counts offsets, not bytes).
+    pub fn unflushed_messages(&self) -> u64 {
+        (self.log_end_offset() - self.recovery_point) as u64
+    }
+
+    /// Appends a producer's batches: checks them all before writing any, then gives them
+    /// offsets from the log end and stamps `leader_epoch`. The CRC stays valid as both fields
+    /// sit outside it.
+    pub fn append_as_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        let leo = self.log_end_offset();
+        let batches = checked_batches(records, leo)?;
+        for (h, _) in &batches {
+            h.check_record_count().map_err(|source| LogError::Batch {
+                offset: leo,
+                source,
+            })?;
+        }
+        let mut stamped = records.to_vec();
+        let mut headers = Vec::with_capacity(batches.len());
+        let mut next = leo;
+        for (h, range) in &batches {
+            let bytes = &mut stamped[range.clone()];
+            set_base_offset(bytes, next);
+            set_partition_leader_epoch(bytes, leader_epoch);
+            assert!(
+                verify_crc(bytes).is_ok(),
+                "stamping offset {next} broke the CRC"
+            );
+            headers.push((
+                BatchHeader {
+                    base_offset: next,
+                    partition_leader_epoch: leader_epoch,
+                    ..*h
+                },
+                range.clone(),
+            ));
+            next = headers.last().expect("just pushed").0.last_offset() + 1;
+        }
+        self.append_checked(&stamped, &headers)
+    }
+
+    /// Appends a leader's batches as they are; they must continue this log exactly.
+    pub fn append_as_follower(&mut self, records: &[u8]) -> Result<AppendInfo, LogError> {
+        let leo = self.log_end_offset();
+        let batches = checked_batches(records, leo)?;
+        let mut expected = leo;
+        for (h, _) in &batches {
+            if h.base_offset != expected {
+                return Err(LogError::NonContiguous {
+                    expected,
+                    got: h.base_offset,
+                });
+            }
+            expected = h.last_offset() + 1;
+        }
+        self.append_checked(records, &batches)
+    }
+
+    /// Writes batches already validated and placed at the log end; rolls and flushes as due.
+    fn append_checked(
+        &mut self,
+        bytes: &[u8],
+        batches: &[(BatchHeader, Range<usize>)],
+    ) -> Result<AppendInfo, LogError> {
+        let first_offset = self.log_end_offset();
+        let mut record_count = 0i64;
+        for (h, range) in batches {
+            let leo = self.log_end_offset();
+            if self
+                .active()
+                .is_full_for(range.len(), h.last_offset(), self.config.segment_bytes)
+            {
+                self.add_segment(leo)?;
+            }
+            let active = self
+                .segments
+                .values_mut()
+                .next_back()
+                .expect("a log always has a segment");
+            active.append(&bytes[range.clone()], h)?;
+            assert!(
+                self.log_end_offset() > leo,
+                "LEO must grow: {leo} -> {}",
+                self.log_end_offset()
+            );
+            record_count += i64::from(h.records_count);
+        }
+        let info = AppendInfo {
+            first_offset,
+            last_offset: self.log_end_offset() - 1,
+            record_count,
+        };
+        if self.unflushed_messages() >= self.config.flush_interval_messages {
+            self.flush()?;
+        }
+        Ok(info)
+    }
+
+    /// Whole batches from the one containing `from_offset`, adding more while the total stays
+    /// within `max_bytes`, but always at least one so an oversized batch cannot stall a reader.
+    pub fn read(&self, from_offset: i64, max_bytes: usize) -> Result<ReadInfo, LogError> {
+        let mut bytes = Vec::new();
+        let mut first_offset = None;
+        self.visit_batches(from_offset, |seg, position, h| {
+            if first_offset.is_some() && bytes.len() + h.size() > max_bytes {
+                return Ok(ControlFlow::Break(()));
+            }
+            let batch = seg.read_batch_at(position, h.base_offset)?;
+            first_offset.get_or_insert(h.base_offset);
+            bytes.extend_from_slice(&batch);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(ReadInfo {
+            bytes,
+            first_offset,
+        })
+    }
+
+    /// Up to `max` batch headers from the one containing `from_offset` (for checkers and tests).
+    pub fn batch_headers_from(
+        &self,
+        from_offset: i64,
+        max: usize,
+    ) -> Result<Vec<BatchHeader>, LogError> {
+        let mut out = Vec::new();
+        self.visit_batches(from_offset, |_, _, h| {
+            if out.len() >= max {
+                return Ok(ControlFlow::Break(()));
+            }
+            out.push(*h);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(out)
+    }
+
+    /// Calls `visit` on each batch, in order, from the one containing `from` to the log end.
+    fn visit_batches(
+        &self,
+        from: i64,
+        mut visit: impl FnMut(&Segment, u64, &BatchHeader) -> Result<ControlFlow<()>, LogError>,
+    ) -> Result<(), LogError> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if from < start || from > end {
+            return Err(LogError::OffsetOutOfRange {
+                requested: from,
+                start,
+                end,
+            });
+        }
+        if from == end {
+            return Ok(());
+        }
+        let (&first_base, first_seg) = self
+            .segments
+            .range(..=from)
+            .next_back()
+            .expect("from >= start");
+        let (mut position, first) = first_seg.locate(from)?;
+        let mut expected = first.base_offset;
+        let mut located = Some(first);
+        for seg in self.segments.range(first_base..).map(|(_, s)| s) {
+            while position < seg.size() {
+                let h = match located.take() {
+                    Some(h) => h,
+                    None => seg.read_header_at(position, expected)?,
+                };
+                if visit(seg, position, &h)?.is_break() {
+                    return Ok(());
+                }
+                position += h.size() as u64;
+                expected = h.last_offset() + 1;
+            }
+            position = 0;
+        }
+        assert_eq!(
+            expected,
+            self.log_end_offset(),
+            "batches must run up to the log end"
+        );
+        Ok(())
+    }
+
+    /// Removes every batch whose last offset is `>= offset`, so the log ends at `offset` when
+    /// that is a batch boundary and at the start of the batch holding it otherwise. Made durable
+    /// at once: a truncated divergent suffix must never reappear after a crash.
+    pub fn truncate_to(&mut self, offset: i64) -> Result<(), LogError> {
+        let (start, end) = (self.log_start_offset(), self.log_end_offset());
+        if offset >= end {
+            return Ok(());
+        }
+        if offset < 0 {
+            return Err(LogError::OffsetOutOfRange {
+                requested: offset,
+                start,
+                end,
+            });
+        }
+        let doomed: Vec<i64> = match offset <= start {
+            true => self.segments.keys().copied().collect(),
+            false => self.segments.range(offset..).map(|(b, _)| *b).collect(),
+        };
+        for base in doomed {
+            self.segments
+                .remove(&base)
+                .expect("listed above")
+                .remove()?;
+        }
+        match self.segments.values_mut().next_back() {
+            None => self.add_segment(offset)?,
+            Some(active) if active.next_offset() > offset => active.truncate_to(offset)?,
+            Some(_) => {}
+        }
+        self.recovery_point = self.recovery_point.min(self.log_end_offset());
+        assert!(
+            self.log_end_offset() <= offset,
+            "truncate_to({offset}) left LEO {}",
+            self.log_end_offset()
+        );
+        self.flush()
+    }
+
+    /// Fsyncs every segment with unsynced bytes and syncs the directory, so created and
+    /// removed segment files survive a crash too.
+    pub fn flush(&mut self) -> Result<(), LogError> {
+        for seg in self.segments.values_mut() {
+            seg.fsync()?;
+        }
+        self.storage
+            .sync_dir(&self.dir)
+            .map_err(|source| LogError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+        self.recovery_point = self.log_end_offset();
+        Ok(())
+    }
+}
+
+/// Splits and validates a request's batches; nothing is written if any is bad.
+fn checked_batches(records: &[u8], leo: i64) -> Result<Vec<(BatchHeader, Range<usize>)>, LogError> {
+    let batches = split_batches(records).map_err(|source| LogError::Batch {
+        offset: leo,
+        source,
+    })?;
+    if batches.is_empty() {
+        let source = BatchError::Truncated {
+            need: BATCH_HEADER_LEN,
+            have: 0,
+        };
+        return Err(LogError::Batch {
+            offset: leo,
+            source,
+        });
+    }
+    Ok(batches)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::batch::build_test_batch;
+    use crate::seam::MemStorage;
+
+    const DIR: &str = "orders-0";
+
+    fn open(mem: &MemStorage, config: LogConfig) -> Log {
+        Log::open(Rc::new(mem.clone()), DIR, config).unwrap()
+    }
+
+    fn small(segment_bytes: u64, flush_interval_messages: u64) -> LogConfig {
+        LogConfig {
+            segment_bytes,
+            index_interval_bytes: 128,
+            flush_interval_messages,
+        }
+    }
+
+    /// A producer batch of `n` records tagged with `tag` (offset 0: the leader assigns it).
+    fn batch(n: usize, tag: &str) -> Vec<u8> {
+        let values: Vec<Vec<u8>> = (0..n).map(|i| format!("{tag}-{i}").into_bytes()).collect();
+        let refs: Vec<&[u8]> = values.iter().map(|v| v.as_slice()).collect();
+        build_test_batch(0, &refs)
+    }
+
+    fn seg_path(base: i64) -> String {
+        format!("{DIR}/{base:020}.log")
+    }
+
+    /// Overwrites one byte of a file in place, as bit rot would, without touching durability.
+    fn flip_byte(mem: &MemStorage, path: &str, at: u64) {
+        let mut content = mem.read_at(path, 0, usize::MAX).unwrap();
+        content[at as usize] ^= 0xff;
+        mem.create(path).unwrap();
+        mem.append(path, &content).unwrap();
+    }
+
+    fn base_offsets(log: &Log) -> Vec<i64> {
+        log.batch_headers_from(log.log_start_offset(), usize::MAX)
+            .unwrap()
+            .iter()
+            .map(|h| h.base_offset)
+            .collect()
+    }
+
+    #[test]
+    fn a_missing_directory_opens_as_an_empty_log_at_zero() {
+        let log = open(&MemStorage::new(), LogConfig::default());
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert_eq!(
+            log.read(0, 1024).unwrap(),
+            ReadInfo {
+                bytes: vec![],
+                first_offset: None
+            }
+        );
+        assert!(log.recovery_stop().is_none());
+    }
+
+    #[test]
+    fn leader_append_assigns_offsets_from_the_log_end_and_stamps_the_epoch() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        log.append_as_leader(&batch(2, "a"), 3).unwrap();
+        let request = [batch(3, "b"), batch(1, "c")].concat();
+        let info = log.append_as_leader(&request, 4).unwrap();
+        assert_eq!(
+            info,
+            AppendInfo {
+                first_offset: 2,
+                last_offset: 5,
+                record_count: 4
+            }
+        );
+        let headers = log.batch_headers_from(0, 10).unwrap();
+        let placed: Vec<(i64, i64, i32)> = headers
+            .iter()
+            .map(|h| (h.base_offset, h.last_offset(), h.partition_leader_epoch))
+            .collect();
+        assert_eq!(placed, vec![(0, 1, 3), (2, 4, 4), (5, 5, 4)]);
+    }
+
+    #[test]
+    fn leader_append_stores_the_bytes_unchanged_apart_from_offset_and_epoch() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        log.append_as_leader(&batch(1, "x"), 0).unwrap();
+        let produced = batch(2, "y");
+        log.append_as_leader(&produced, 9).unwrap();
+        let read = log.read(1, usize::MAX).unwrap();
+        let mut expected = produced.clone();
+        set_base_offset(&mut expected, 1);
+        set_partition_leader_epoch(&mut expected, 9);
+        assert_eq!(read.bytes, expected);
+        assert_eq!(read.first_offset, Some(1));
+    }
+
+    #[test]
+    fn leader_append_checks_every_batch_before_writing_any() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        let mut request = [batch(1, "good"), batch(1, "bad")].concat();
+        let last = request.len() - 3;
+        request[last] ^= 1;
+        let err = log.append_as_leader(&request, 0).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::Batch {
+                    offset: 0,
+                    source: BatchError::CrcMismatch { .. }
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(log.log_end_offset(), 0);
+        assert!(
+            log.append_as_leader(&[], 0).is_err(),
+            "an empty request appends nothing"
+        );
+    }
+
+    #[test]
+    fn follower_append_keeps_leader_bytes_and_rejects_gaps() {
+        let mut leader = open(&MemStorage::new(), LogConfig::default());
+        leader
+            .append_as_leader(&[batch(2, "a"), batch(3, "b")].concat(), 7)
+            .unwrap();
+        let fetched = leader.read(0, usize::MAX).unwrap().bytes;
+        let mut follower = open(&MemStorage::new(), LogConfig::default());
+        let info = follower.append_as_follower(&fetched).unwrap();
+        assert_eq!((info.first_offset, info.last_offset), (0, 4));
+        assert_eq!(follower.read(0, usize::MAX).unwrap().bytes, fetched);
+        let err = follower.append_as_follower(&fetched).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::NonContiguous {
+                    expected: 5,
+                    got: 0
+                }
+            ),
+            "{err}"
+        );
+        let mut gap = build_test_batch(6, &[b"z"]);
+        assert!(matches!(
+            follower.append_as_follower(&gap),
+            Err(LogError::NonContiguous { .. })
+        ));
+        set_base_offset(&mut gap, 5);
+        follower.append_as_follower(&gap).unwrap();
+        assert_eq!(follower.log_end_offset(), 6);
+    }
+
+    #[test]
+    fn read_returns_one_whole_batch_even_when_it_exceeds_max_bytes() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        log.append_as_leader(&batch(50, "big"), 0).unwrap();
+        log.append_as_leader(&batch(1, "small"), 0).unwrap();
+        let read = log.read(10, 1).unwrap();
+        let only = BatchHeader::parse(&read.bytes).unwrap();
+        assert_eq!((only.base_offset, only.size()), (0, read.bytes.len()));
+        assert_eq!(read.first_offset, Some(0));
+    }
+
+    #[test]
+    fn read_adds_batches_while_they_fit_in_max_bytes() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        let one = batch(1, "v");
+        for _ in 0..5 {
+            log.append_as_leader(&one, 0).unwrap();
+        }
+        for (max, batches) in [
+            (0, 1),
+            (one.len() * 2, 2),
+            (one.len() * 3 - 1, 2),
+            (usize::MAX, 5),
+        ] {
+            let read = log.read(0, max).unwrap();
+            assert_eq!(read.bytes.len(), one.len() * batches, "max_bytes {max}");
+        }
+        assert_eq!(log.read(3, usize::MAX).unwrap().bytes.len(), one.len() * 2);
+    }
+
+    #[test]
+    fn reads_outside_the_log_are_out_of_range_and_at_the_end_are_empty() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        log.append_as_leader(&batch(3, "a"), 0).unwrap();
+        assert!(log.read(3, 100).unwrap().bytes.is_empty());
+        let err = log.read(4, 100).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::OffsetOutOfRange {
+                    requested: 4,
+                    start: 0,
+                    end: 3
+                }
+            ),
+            "{err}"
+        );
+        assert!(matches!(
+            log.read(-1, 100),
+            Err(LogError::OffsetOutOfRange { .. })
+        ));
+    }
+
+    #[test]
+    fn segments_roll_when_the_active_one_would_exceed_segment_bytes() {
+        let mem = MemStorage::new();
+        let one = batch(1, "v");
+        let mut log = open(&mem, small(one.len() as u64 * 3, u64::MAX));
+        for _ in 0..10 {
+            log.append_as_leader(&one, 0).unwrap();
+        }
+        assert_eq!(
+            log.segments.keys().copied().collect::<Vec<_>>(),
+            vec![0, 3, 6, 9]
+        );
+        assert!(mem.exists(&seg_path(9)));
+        assert!(log
+            .segments
+            .values()
+            .all(|s| s.size() <= one.len() as u64 * 3));
+        assert_eq!(base_offsets(&log), (0..10).collect::<Vec<_>>());
+        let across = log.read(2, one.len() * 3).unwrap();
+        assert_eq!(split_batches(&across.bytes).unwrap().len(), 3);
+    }
+
+    #[test]
+    fn an_oversized_batch_gets_a_segment_of_its_own() {
+        let mut log = open(&MemStorage::new(), small(100, u64::MAX));
+        log.append_as_leader(&batch(1, "a"), 0).unwrap();
+        log.append_as_leader(&batch(40, "huge"), 0).unwrap();
+        log.append_as_leader(&batch(1, "b"), 0).unwrap();
+        assert_eq!(
+            log.segments.keys().copied().collect::<Vec<_>>(),
+            vec![0, 1, 41]
+        );
+    }
+
+    #[test]
+    fn every_offset_is_found_through_the_sparse_index_across_many_batches() {
+        let mut log = open(&MemStorage::new(), small(4000, u64::MAX));
+        for i in 0..300 {
+            log.append_as_leader(&batch(1 + i % 3, "r"), 0).unwrap();
+        }
+        let leo = log.log_end_offset();
+        for offset in 0..leo {
+            let h = log.batch_headers_from(offset, 1).unwrap()[0];
+            assert!(
+                h.base_offset <= offset && offset <= h.last_offset(),
+                "offset {offset} in {h:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn truncate_at_a_batch_boundary_ends_the_log_there() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        for _ in 0..4 {
+            log.append_as_leader(&batch(2, "a"), 0).unwrap();
+        }
+        log.truncate_to(4).unwrap();
+        assert_eq!(log.log_end_offset(), 4);
+        assert_eq!(base_offsets(&log), vec![0, 2]);
+        assert_eq!(
+            log.append_as_leader(&batch(1, "b"), 1)
+                .unwrap()
+                .first_offset,
+            4
+        );
+    }
+
+    #[test]
+    fn truncate_inside_a_batch_removes_the_whole_batch() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        for _ in 0..3 {
+            log.append_as_leader(&batch(3, "a"), 0).unwrap();
+        }
+        log.truncate_to(4).unwrap();
+        assert_eq!(log.log_end_offset(), 3);
+        assert_eq!(base_offsets(&log), vec![0]);
+    }
+
+    #[test]
+    fn truncate_removes_whole_segments_above_the_offset() {
+        let mem = MemStorage::new();
+        let one = batch(1, "v");
+        let mut log = open(&mem, small(one.len() as u64 * 2, u64::MAX));
+        for _ in 0..7 {
+            log.append_as_leader(&one, 0).unwrap();
+        }
+        log.truncate_to(3).unwrap();
+        assert_eq!(log.segments.keys().copied().collect::<Vec<_>>(), vec![0, 2]);
+        assert!(!mem.exists(&seg_path(4)) && !mem.exists(&seg_path(6)));
+        log.truncate_to(0).unwrap();
+        assert_eq!((log.log_start_offset(), log.log_end_offset()), (0, 0));
+        assert_eq!(mem.list(DIR).unwrap(), vec![format!("{:020}.log", 0)]);
+    }
+
+    #[test]
+    fn truncate_at_or_above_the_log_end_is_a_no_op() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        log.append_as_leader(&batch(2, "a"), 0).unwrap();
+        log.truncate_to(2).unwrap();
+        log.truncate_to(100).unwrap();
+        assert_eq!(log.log_end_offset(), 2);
+        assert_eq!(
+            log.unflushed_messages(),
+            2,
+            "a no-op truncate does not flush"
+        );
+    }
+
+    #[test]
+    fn a_truncation_is_not_undone_by_a_crash() {
+        let mem = MemStorage::new();
+        let one = batch(1, "v");
+        let mut log = open(&mem, small(one.len() as u64 * 2, 1));
+        for _ in 0..6 {
+            log.append_as_leader(&one, 0).unwrap();
+        }
+        log.truncate_to(1).unwrap();
+        drop(log);
+        mem.crash(None);
+        let log = open(&mem, small(one.len() as u64 * 2, 1));
+        assert_eq!(log.log_end_offset(), 1);
+    }
+
+    #[test]
+    fn flushing_every_message_makes_everything_survive_a_crash() {
+        let mem = MemStorage::new();
+        let one = batch(2, "v");
+        let mut log = open(&mem, small(one.len() as u64 * 3, 1));
+        for _ in 0..10 {
+            log.append_as_leader(&one, 0).unwrap();
+            assert_eq!(log.unflushed_messages(), 0);
+        }
+        let before = log.read(0, usize::MAX).unwrap();
+        drop(log);
+        mem.crash(Some(99));
+        let log = open(&mem, small(one.len() as u64 * 3, 1));
+        assert_eq!(log.read(0, usize::MAX).unwrap(), before);
+    }
+
+    #[test]
+    fn with_the_default_flush_policy_nothing_survives_a_crash() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, small(200, u64::MAX));
+        for _ in 0..10 {
+            log.append_as_leader(&batch(2, "v"), 0).unwrap();
+        }
+        assert_eq!(log.unflushed_messages(), 20);
+        drop(log);
+        mem.crash(None);
+        let log = open(&mem, small(200, u64::MAX));
+        assert_eq!(log.log_end_offset(), 0);
+        assert_eq!(
+            mem.list(DIR).unwrap().len(),
+            1,
+            "rolled, never-synced segments vanish"
+        );
+    }
+
+    #[test]
+    fn the_flush_interval_counts_offsets_not_appends() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, small(1 << 20, 5));
+        log.append_as_leader(&batch(3, "a"), 0).unwrap();
+        assert_eq!(log.unflushed_messages(), 3);
+        log.append_as_leader(&batch(2, "b"), 0).unwrap();
+        assert_eq!(log.unflushed_messages(), 0);
+        log.append_as_leader(&batch(1, "c"), 0).unwrap();
+        drop(log);
+        mem.crash(None);
+        assert_eq!(open(&mem, small(1 << 20, 5)).log_end_offset(), 5);
+    }
+
+    #[test]
+    fn an_explicit_flush_makes_appends_durable() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, small(150, u64::MAX));
+        for _ in 0..6 {
+            log.append_as_leader(&batch(1, "v"), 0).unwrap();
+        }
+        log.flush().unwrap();
+        log.append_as_leader(&batch(1, "lost"), 0).unwrap();
+        drop(log);
+        mem.crash(None);
+        assert_eq!(open(&mem, small(150, u64::MAX)).log_end_offset(), 6);
+    }
+
+    #[test]
+    fn a_process_restart_keeps_unflushed_appends() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, LogConfig::default());
+        log.append_as_leader(&batch(4, "v"), 2).unwrap();
+        let before = log.read(0, usize::MAX).unwrap();
+        drop(log);
+        let log = open(&mem, LogConfig::default());
+        assert_eq!(log.read(0, usize::MAX).unwrap(), before);
+        assert_eq!(
+            log.unflushed_messages(),
+            0,
+            "open makes what it recovered durable"
+        );
+    }
+
+    #[test]
+    fn recovery_after_a_torn_crash_keeps_only_whole_batches() {
+        let mut outcomes = std::collections::BTreeSet::new();
+        for seed in 0..40 {
+            let mem = MemStorage::new();
+            let mut log = open(&mem, small(400, u64::MAX));
+            log.append_as_leader(&batch(2, "durable"), 0).unwrap();
+            log.flush().unwrap();
+            for i in 0..3 {
+                log.append_as_leader(&batch(1, &format!("unsynced-{i}")), 0)
+                    .unwrap();
+            }
+            let full = log.read(0, usize::MAX).unwrap().bytes;
+            drop(log);
+            mem.crash(Some(seed));
+            let log = open(&mem, small(400, u64::MAX));
+            let kept = log.read(0, usize::MAX).unwrap().bytes;
+            assert!(log.log_end_offset() >= 2, "seed {seed}: flushed batch lost");
+            assert!(
+                full.starts_with(&kept),
+                "seed {seed}: recovered bytes are not a prefix"
+            );
+            assert_eq!(
+                split_batches(&kept)
+                    .unwrap()
+                    .last()
+                    .unwrap()
+                    .0
+                    .last_offset()
+                    + 1,
+                log.log_end_offset()
+            );
+            outcomes.insert(log.log_end_offset());
+        }
+        assert!(
+            outcomes.len() > 1,
+            "torn crashes should keep different amounts: {outcomes:?}"
+        );
+    }
+
+    #[test]
+    fn recovery_cuts_a_partial_batch_and_garbage_written_by_hand() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, LogConfig::default());
+        log.append_as_leader(&batch(2, "a"), 0).unwrap();
+        drop(log);
+        let good_len = mem.len(&seg_path(0)).unwrap();
+        let partial = build_test_batch(2, &[b"half"]);
+        mem.append(&seg_path(0), &partial[..40]).unwrap();
+        let log = open(&mem, LogConfig::default());
+        assert_eq!(log.log_end_offset(), 2);
+        assert!(matches!(
+            log.recovery_stop(),
+            Some(LogError::Batch {
+                offset: 2,
+                source: BatchError::Truncated { .. }
+            })
+        ));
+        assert_eq!(mem.len(&seg_path(0)).unwrap(), good_len);
+        drop(log);
+        mem.append(&seg_path(0), &[0xAB; 100]).unwrap();
+        let log = open(&mem, LogConfig::default());
+        assert_eq!(log.log_end_offset(), 2);
+        assert_eq!(mem.len(&seg_path(0)).unwrap(), good_len);
+    }
+
+    #[test]
+    fn recovery_after_crc_corruption_drops_the_batch_and_everything_after_it() {
+        let mem = MemStorage::new();
+        let one = batch(1, "v");
+        let mut log = open(&mem, small(one.len() as u64 * 3, u64::MAX));
+        for _ in 0..9 {
+            log.append_as_leader(&one, 0).unwrap();
+        }
+        drop(log);
+        flip_byte(&mem, &seg_path(3), one.len() as u64 + 70); // inside batch 4's records
+        let log = open(&mem, small(one.len() as u64 * 3, u64::MAX));
+        assert_eq!(log.log_end_offset(), 4);
+        assert!(matches!(
+            log.recovery_stop(),
+            Some(LogError::Batch {
+                offset: 4,
+                source: BatchError::CrcMismatch { .. }
+            })
+        ));
+        assert!(
+            !mem.exists(&seg_path(6)),
+            "segments after the corruption are unreachable"
+        );
+        drop(log);
+        mem.crash(None);
+        assert_eq!(
+            open(&mem, small(one.len() as u64 * 3, u64::MAX)).log_end_offset(),
+            4,
+            "the cut is durable"
+        );
+    }
+
+    #[test]
+    fn recovery_drops_segments_that_do_not_continue_the_log() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, LogConfig::default());
+        log.append_as_leader(&batch(2, "a"), 0).unwrap();
+        drop(log);
+        mem.append(&seg_path(5), &build_test_batch(5, &[b"stray"]))
+            .unwrap();
+        let log = open(&mem, LogConfig::default());
+        assert_eq!(log.log_end_offset(), 2);
+        assert!(matches!(
+            log.recovery_stop(),
+            Some(LogError::NonContiguous {
+                expected: 2,
+                got: 5
+            })
+        ));
+        assert!(!mem.exists(&seg_path(5)));
+    }
+
+    #[test]
+    fn corruption_under_a_live_log_fails_the_read_with_a_batch_error() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, LogConfig::default());
+        log.append_as_leader(&batch(1, "a"), 0).unwrap();
+        let second = log.append_as_leader(&batch(1, "b"), 0).unwrap();
+        let first_len = batch(1, "a").len() as u64;
+        flip_byte(&mem, &seg_path(0), first_len + 65);
+        let err = log.read(second.first_offset, usize::MAX).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                LogError::Batch {
+                    offset: 1,
+                    source: BatchError::CrcMismatch { .. }
+                }
+            ),
+            "{err}"
+        );
+        assert!(log.read(0, 1).is_ok(), "the intact first batch still reads");
+    }
+
+    #[test]
+    fn errors_say_what_was_expected() {
+        let err = LogError::OffsetOutOfRange {
+            requested: 9,
+            start: 0,
+            end: 3,
+        };
+        assert_eq!(
+            err.to_string(),
+            "offset 9 out of range: expected 0 <= offset <= 3"
+        );
+        let err = LogError::Batch {
+            offset: 4,
+            source: BatchError::BadMagic(1),
+        };
+        assert_eq!(
+            err.to_string(),
+            "invalid batch at offset 4: bad magic 1, expected 2"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Kafka's own wire protocol: length-prefixed frames, request and response codecs (through the
+//! `kafka-protocol` crate), and the table of API versions this broker really implements.
+//!
+//! Everything here is sans-IO: bytes in, bytes out. It never touches a socket, a clock or a log.
+
+mod codec;
+mod frame;
+mod versions;
+
+pub use codec::{
+    decode_request, decode_response, encode_request, encode_response, DecodedRequest, WireError,
+};
+pub use frame::{FrameDecoder, FrameError, REQUEST_BYTES_MAX};
+pub use versions::{api_versions_response, supported_range, SUPPORTED_APIS};
