@@ -2,14 +2,17 @@
 
 use std::rc::Rc;
 
+/// Where trace lines go.
+pub type TraceSink = Rc<dyn Fn(&str)>;
+
 /// Receives one line per event a node emits (the harness adds sim time and node name).
 #[derive(Clone, Default)]
 pub struct Tracer {
-    sink: Option<Rc<dyn Fn(&str)>>,
+    sink: Option<TraceSink>,
 }
 
 impl Tracer {
-    pub fn new(sink: Rc<dyn Fn(&str)>) -> Self {
+    pub fn new(sink: TraceSink) -> Self {
         Tracer { sink: Some(sink) }
     }
 

@@ -1,1 +1,25 @@
-pub fn y(){}
+//! stormlog's chaos harness: builds a simulated cluster from a scenario file, drives a
+//! workload through the public clients, injects faults, records a Jepsen-style history and a
+//! trace, and checks Kafka's guarantees over them.
+//!
+//! `scenario` reads and validates scenario files; `support` says what this build can run;
+//! `engine` is the simulated side of the seam; `world` builds the simulation and holds the
+//! fault verbs; `faults` plays scripted faults; `workload` drives clients; `history` and
+//! `checkers` judge what clients saw; `trace` records what nodes did; `run` runs seeds;
+//! `report` writes what a person reads; `cli` is the `stormlog` binary.
+
+pub mod checkers;
+pub mod cli;
+pub mod engine;
+pub mod faults;
+pub mod history;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod support;
+pub mod trace;
+pub mod workload;
+pub mod world;
+
+#[cfg(test)]
+mod testkit;

@@ -1,1 +1,6 @@
-fn main(){}
+use clap::Parser;
+
+fn main() {
+    let cli = sim::cli::Cli::parse();
+    std::process::exit(sim::cli::main(cli));
+}

@@ -128,11 +128,11 @@ impl BrokerCore {
         }
     }
 
-    /// Periodic work: ISR shrink and expand, HW advancement.
+    /// Periodic work: ISR shrink, HW advancement.
     pub fn tick(&mut self, now_ms: u64) {
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in tps {
-            self.maybe_change_isr(now_ms, &tp);
+            self.maybe_shrink_isr(now_ms, &tp);
             self.maybe_advance_hw(now_ms, &tp);
         }
     }
@@ -146,21 +146,34 @@ impl BrokerCore {
         self.partitions.values().map(Partition::snapshot).collect()
     }
 
-    pub(super) fn maybe_change_isr(&mut self, now_ms: u64, tp: &TopicPartition) {
+    /// Drops followers that fell behind (§1.4), on the ticker.
+    pub(super) fn maybe_shrink_isr(&mut self, now_ms: u64, tp: &TopicPartition) {
         let rules = self.config.replication_rules();
-        let ignore_start = self.config.isr_join_ignores_epoch_start_offset;
         let Some(p) = self.partitions.get_mut(tp) else { return };
         let leo = p.leo();
         let Role::Leader(state) = &mut p.role else { return };
         let shrink = state.shrink_candidates(now_ms, leo, &rules);
-        let expand = state.expand_candidates(ignore_start);
-        if shrink.is_empty() && expand.is_empty() {
+        if shrink.is_empty() {
             return;
         }
-        let mut isr: Vec<BrokerId> = state.isr.iter().filter(|r| !shrink.contains(r)).copied().collect();
-        isr.extend(expand);
+        let isr: Vec<BrokerId> = state.isr.iter().filter(|r| !shrink.contains(r)).copied().collect();
+        let old = std::mem::replace(&mut state.isr, isr.clone());
+        self.trace.emit(|| format!("isr {tp} {:?} -> {:?}", ids(&old), ids(&isr)));
+    }
+
+    /// Lets `follower` back into the ISR once its fetch shows it caught up (§1.4). Only a
+    /// fetch can show that: what we last knew of a dead follower proves nothing.
+    pub(super) fn maybe_expand_isr(&mut self, tp: &TopicPartition, follower: BrokerId) {
+        let ignore_start = self.config.isr_join_ignores_epoch_start_offset;
+        let Some(p) = self.partitions.get_mut(tp) else { return };
+        let Role::Leader(state) = &mut p.role else { return };
+        if !state.expand_candidates(ignore_start).contains(&follower) {
+            return;
+        }
+        let mut isr = state.isr.clone();
+        isr.push(follower);
         isr.sort();
-        let old = std::mem::replace(&mut state.isr, Vec::new());
+        let old = std::mem::take(&mut state.isr);
         state.set_isr(isr.clone());
         self.trace.emit(|| format!("isr {tp} {:?} -> {:?}", ids(&old), ids(&isr)));
     }

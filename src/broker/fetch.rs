@@ -41,10 +41,15 @@ impl BrokerCore {
                 let tp = TopicPartition::new(t.topic.as_str(), fp.partition);
                 let Some(p) = self.partitions.get_mut(&tp) else { continue };
                 let leo = p.leo();
+                // Kafka rejects an out-of-range fetch before it updates follower state: a
+                // follower ahead of a restarted leader holds data the leader does not.
+                if fp.fetch_offset > leo || fp.fetch_offset < p.log.log_start_offset() {
+                    continue;
+                }
                 if let Some(state) = p.leader_state() {
                     state.on_follower_fetch(now_ms, follower, fp.fetch_offset, leo);
                 }
-                self.maybe_change_isr(now_ms, &tp);
+                self.maybe_expand_isr(&tp, follower);
                 self.maybe_advance_hw(now_ms, &tp);
             }
         }

@@ -26,6 +26,9 @@ type InodeId = u64;
 struct Inode {
     current: Vec<u8>,
     durable: Vec<u8>,
+    /// Length of the prefix where `current` still equals `durable`, so that fsync copies
+    /// only what changed (an append-only log would otherwise copy the whole file each time).
+    clean_len: usize,
 }
 
 #[derive(Default)]
@@ -101,6 +104,7 @@ impl Disk {
                 content.extend_from_slice(&inode.current[inode.durable.len()..][..kept]);
             }
             // What physically reached the platter is durable now, torn bytes included.
+            inode.clean_len = content.len();
             inode.durable = content.clone();
             inode.current = content;
         }
@@ -144,11 +148,9 @@ impl Storage for MemStorage {
             // Truncating an existing file keeps its inode, like O_TRUNC: durable until fsync.
             Some(id) => {
                 let id = *id;
-                disk.inodes
-                    .get_mut(&id)
-                    .expect("live inode")
-                    .current
-                    .clear();
+                let inode = disk.inodes.get_mut(&id).expect("live inode");
+                inode.current.clear();
+                inode.clean_len = 0;
             }
             None => {
                 disk.new_entry(path);
@@ -187,13 +189,18 @@ impl Storage for MemStorage {
         let len = usize::try_from(len).unwrap_or(usize::MAX);
         // Like ftruncate, a length past the end extends with zeros.
         inode.current.resize(len, 0);
+        inode.clean_len = inode.clean_len.min(len);
         Ok(())
     }
 
     fn fsync(&self, path: &str) -> io::Result<()> {
         let mut disk = self.disk.borrow_mut();
         let inode = disk.inode_mut(path)?;
-        inode.durable = inode.current.clone();
+        let clean = inode.clean_len.min(inode.durable.len());
+        inode.durable.truncate(clean);
+        inode.durable.extend_from_slice(&inode.current[clean..]);
+        inode.clean_len = inode.current.len();
+        debug_assert!(inode.durable == inode.current, "fsync must make the whole file durable");
         Ok(())
     }
 

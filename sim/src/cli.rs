@@ -1,0 +1,317 @@
+//! The `stormlog` command line (SCENARIOS.md, "CLI"): run, repro, meta, list. Seed first,
+//! repro last: every run names its scenario and seed before anything else, and every failure
+//! ends with the command that reproduces it.
+
+use std::path::{Path, PathBuf};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::report;
+use crate::run::{judge, run_seed, SeedOutcome, Verdict};
+use crate::scenario::{Scenario, ScenarioError};
+use crate::trace::first_difference;
+
+pub const EXIT_MET: i32 = 0;
+pub const EXIT_BAD_INPUT: i32 = 1;
+pub const EXIT_UNMET: i32 = 2;
+pub const EXIT_PANIC: i32 = 101;
+
+#[derive(Parser, Debug)]
+#[command(name = "stormlog", version, about = "Kafka's guarantees, checked by seed in a deterministic simulation")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Engine {
+    Turmoil,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run every scenario over its seeds and judge it against its [expect].
+    Run {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        seeds: Option<u64>,
+        #[arg(long, env = "STORMLOG_SEED")]
+        seed: Option<u64>,
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        #[arg(long, value_enum, default_value_t = Engine::Turmoil)]
+        engine: Engine,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+    },
+    /// Replay one seed in full detail and write its report.
+    Repro {
+        scenario: PathBuf,
+        #[arg(long, env = "STORMLOG_SEED")]
+        seed: u64,
+        /// Also write the trace to this file.
+        #[arg(long)]
+        trace: Option<PathBuf>,
+        #[arg(long, default_value = "reports")]
+        report_dir: PathBuf,
+    },
+    /// Run each seed twice and compare the traces.
+    Meta {
+        #[arg(required = true)]
+        scenarios: Vec<PathBuf>,
+        #[arg(long, default_value_t = 5)]
+        seeds: u64,
+        #[arg(long, default_value_t = 0)]
+        first_seed: u64,
+    },
+    /// List scenarios with their descriptions and expectations.
+    List { folder: Option<PathBuf> },
+}
+
+/// Runs the command; returns the process exit code.
+pub fn main(cli: Cli) -> i32 {
+    let result = match cli.command {
+        Command::Run { paths, seeds, seed, first_seed, jobs, engine: _, format, report_dir } => {
+            let seeds = SeedChoice { count: seeds, single: seed, first: first_seed };
+            cmd_run(&paths, seeds, jobs.max(1), format, &report_dir)
+        }
+        Command::Repro { scenario, seed, trace, report_dir } => cmd_repro(&scenario, seed, trace.as_deref(), &report_dir),
+        Command::Meta { scenarios, seeds, first_seed } => cmd_meta(&scenarios, first_seed, seeds),
+        Command::List { folder } => cmd_list(folder.as_deref().unwrap_or(Path::new("scenarios"))),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// The scenario files named: files as given, folders' `*.toml` in name order.
+pub fn scenario_files(paths: &[PathBuf]) -> Result<Vec<PathBuf>, ScenarioError> {
+    let mut out = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let entries = std::fs::read_dir(p).map_err(|e| ScenarioError::new(&p.display().to_string(), "", format!("a readable folder ({e})")))?;
+            let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|f| f.extension().is_some_and(|x| x == "toml")).collect();
+            files.sort();
+            out.extend(files);
+        } else {
+            out.push(p.clone());
+        }
+    }
+    Ok(out)
+}
+
+fn load_all(paths: &[PathBuf]) -> Result<Vec<Scenario>, ScenarioError> {
+    let scenarios = scenario_files(paths)?.iter().map(|f| Scenario::load(f)).collect::<Result<Vec<_>, _>>()?;
+    for s in &scenarios {
+        crate::support::check_supported(s)?;
+    }
+    Ok(scenarios)
+}
+
+#[derive(Clone, Copy)]
+struct SeedChoice {
+    count: Option<u64>,
+    single: Option<u64>,
+    first: u64,
+}
+
+impl SeedChoice {
+    fn for_scenario(&self, s: &Scenario) -> Vec<u64> {
+        match self.single {
+            Some(seed) => vec![seed],
+            None => (self.first..self.first + self.count.unwrap_or(s.seeds)).collect(),
+        }
+    }
+}
+
+/// Runs seeds on `jobs` threads, one simulation per thread; results in seed order.
+fn run_seeds(s: &Scenario, seeds: &[u64], jobs: usize) -> Result<Vec<(SeedOutcome, u128)>, ScenarioError> {
+    let chunks: Vec<Vec<u64>> = (0..jobs).map(|j| seeds.iter().copied().skip(j).step_by(jobs).collect()).collect();
+    let mut all = std::thread::scope(|scope| {
+        let handles: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|seed| timed(|| run_seed(s, seed))).collect::<Vec<_>>()))
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("a seed runner thread panicked outside the simulation")).collect::<Vec<_>>()
+    });
+    all.sort_by_key(|(o, _)| o.as_ref().map_or(0, |o| o.seed));
+    all.into_iter().map(|(o, ms)| o.map(|o| (o, ms))).collect()
+}
+
+/// Wall time is metadata about the run, never an input to it.
+#[allow(clippy::disallowed_methods)]
+fn timed<T>(f: impl FnOnce() -> T) -> (T, u128) {
+    let start = std::time::Instant::now();
+    let out = f();
+    (out, start.elapsed().as_millis())
+}
+
+fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, jobs: usize, format: Format, report_dir: &Path) -> Result<i32, ScenarioError> {
+    let scenarios = load_all(paths)?;
+    let mut code = EXIT_MET;
+    for s in &scenarios {
+        let seed_list = seeds.for_scenario(s);
+        if format == Format::Human {
+            println!("scenario {} ({}), seeds {}, engine turmoil", s.name, s.path, describe_seeds(&seed_list));
+        }
+        let outcomes = run_seeds(s, &seed_list, jobs)?;
+        let verdict = judge(s, &outcomes.iter().map(|(o, _)| (o.seed, kinds(o), o.failure.is_some())).collect::<Vec<_>>());
+        for (o, wall_ms) in &outcomes {
+            match format {
+                Format::Json => println!("{}", seed_json(s, o, *wall_ms)),
+                Format::Human => println!("  {}", seed_line(o)),
+            }
+        }
+        let reports = write_reports(s, &outcomes, &verdict, report_dir);
+        match format {
+            Format::Json => println!("{}", summary_json(s, &verdict)),
+            Format::Human => print_verdict(s, &verdict, &reports),
+        }
+        code = code.max(if !verdict.failures.is_empty() { EXIT_PANIC } else if verdict.met { EXIT_MET } else { EXIT_UNMET });
+    }
+    Ok(code)
+}
+
+fn describe_seeds(seeds: &[u64]) -> String {
+    match (seeds.first(), seeds.last()) {
+        (Some(a), Some(b)) if a != b => format!("{a}..={b}"),
+        (Some(a), _) => a.to_string(),
+        _ => "none".into(),
+    }
+}
+
+fn kinds(o: &SeedOutcome) -> Vec<String> {
+    let mut k: Vec<String> = o.anomalies.iter().map(|a| a.kind.clone()).collect();
+    k.dedup();
+    k
+}
+
+fn seed_line(o: &SeedOutcome) -> String {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for a in &o.anomalies {
+        *counts.entry(a.kind.as_str()).or_default() += 1;
+    }
+    let found = if counts.is_empty() { "no anomaly".to_string() } else { counts.iter().map(|(k, n)| format!("{k} x{n}")).collect::<Vec<_>>().join(", ") };
+    let failed = o.failure.as_ref().map(|f| format!("  SYSTEM FAILURE: {f}")).unwrap_or_default();
+    format!("seed {}: {found}  (trace {}, {} events, sim {} ms){failed}", o.seed, o.trace.hash(), o.trace.len(), o.sim_ms)
+}
+
+/// Reports for seeds that went against the expectation, and for every system failure.
+fn write_reports(s: &Scenario, outcomes: &[(SeedOutcome, u128)], v: &Verdict, dir: &Path) -> Vec<(u64, String)> {
+    let unexpected = |seed: u64| v.failures.contains(&seed) || (s.expect.outcome == crate::scenario::Outcome::Clean && v.notable_seeds.contains(&seed));
+    outcomes
+        .iter()
+        .filter(|(o, _)| unexpected(o.seed))
+        .map(|(o, _)| {
+            let at = report::write(dir, s, o).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
+            (o.seed, at)
+        })
+        .collect()
+}
+
+fn print_verdict(s: &Scenario, v: &Verdict, reports: &[(u64, String)]) {
+    let expect = s.expect.outcome.name();
+    let status = if v.met { "MET" } else { "NOT MET" };
+    println!("{}: expect {expect}: {} seeds, {} with anomalies: {} — {status}", s.name, v.seeds, v.seeds_with_anomalies, v.reason);
+    for (seed, at) in reports {
+        println!("  report for seed {seed}: {at}");
+        println!("  repro: {}", report::repro_command(&s.path, *seed));
+    }
+    if !v.met && reports.is_empty() {
+        if let Some(seed) = v.notable_seeds.first().or(v.failures.first()) {
+            println!("  repro: {}", report::repro_command(&s.path, *seed));
+        }
+    }
+}
+
+fn seed_json(s: &Scenario, o: &SeedOutcome, wall_ms: u128) -> String {
+    serde_json::json!({
+        "scenario": s.name, "seed": o.seed, "engine": "turmoil", "anomalies": o.anomalies,
+        "trace_hash": o.trace.hash(), "sim_ms": o.sim_ms, "events": o.trace.len(), "wall_ms": wall_ms,
+        "failure": o.failure,
+    })
+    .to_string()
+}
+
+fn summary_json(s: &Scenario, v: &Verdict) -> String {
+    serde_json::json!({
+        "scenario": s.name, "summary": true, "expect": s.expect.outcome.name(), "met": v.met,
+        "seeds": v.seeds, "seeds_with_anomalies": v.seeds_with_anomalies, "anomaly_counts": v.anomaly_counts,
+    })
+    .to_string()
+}
+
+fn cmd_repro(path: &Path, seed: u64, trace_out: Option<&Path>, report_dir: &Path) -> Result<i32, ScenarioError> {
+    let s = &load_all(&[path.to_path_buf()])?[0];
+    println!("scenario {} ({}), seed {seed}, engine turmoil", s.name, s.path);
+    let (o, wall_ms) = timed(|| run_seed(s, seed));
+    let o = o?;
+    for a in &o.anomalies {
+        println!("{} at {} ms, {}/{} offsets {:?} values {:?} nodes [{}]", a.kind, a.time_ms, a.topic, a.partition, a.offsets, a.values, a.nodes.join(", "));
+        println!("    {}", a.explanation);
+    }
+    if o.anomalies.is_empty() {
+        println!("no anomaly");
+    }
+    if let Some(f) = &o.failure {
+        println!("SYSTEM FAILURE: {f}");
+    }
+    println!("trace hash {} ({} events, sim {} ms, wall {wall_ms} ms)", o.trace.hash(), o.trace.len(), o.sim_ms);
+    if let Some(t) = trace_out {
+        std::fs::write(t, o.trace.to_text()).map_err(|e| ScenarioError::new(&t.display().to_string(), "", format!("a writable file ({e})")))?;
+    }
+    match report::write(report_dir, s, &o) {
+        Ok(p) => println!("report: {}", p.display()),
+        Err(e) => println!("report not written: {e}"),
+    }
+    println!("repro: {}", report::repro_command(&s.path, seed));
+    let v = judge(s, &[(o.seed, kinds(&o), o.failure.is_some())]);
+    Ok(if o.failure.is_some() { EXIT_PANIC } else if v.met { EXIT_MET } else { EXIT_UNMET })
+}
+
+fn cmd_meta(paths: &[PathBuf], first: u64, count: u64) -> Result<i32, ScenarioError> {
+    let mut code = EXIT_MET;
+    for s in &load_all(paths)? {
+        println!("scenario {} ({}), seeds {first}..{}, each run twice", s.name, s.path, first + count);
+        for seed in first..first + count {
+            let a = run_seed(s, seed)?;
+            let b = run_seed(s, seed)?;
+            match first_difference(&a.trace, &b.trace) {
+                None => println!("  seed {seed}: identical (trace {}, {} events)", a.trace.hash(), a.trace.len()),
+                Some((line, x, y)) => {
+                    code = EXIT_UNMET;
+                    println!("  seed {seed}: DIVERGED at event {line}\n    first:  {}\n    second: {}", x.unwrap_or("(end)"), y.unwrap_or("(end)"));
+                    println!("  repro: {}", report::repro_command(&s.path, seed));
+                }
+            }
+        }
+    }
+    Ok(code)
+}
+
+fn cmd_list(folder: &Path) -> Result<i32, ScenarioError> {
+    for f in scenario_files(&[folder.to_path_buf()])? {
+        let s = Scenario::load(&f)?;
+        let expect = match s.expect.outcome {
+            crate::scenario::Outcome::Clean => "clean".to_string(),
+            crate::scenario::Outcome::Violation => format!("violation {:?}", s.expect.anomalies),
+        };
+        println!("{:<40} {:<32} {}", s.name, expect, s.description);
+    }
+    Ok(EXIT_MET)
+}

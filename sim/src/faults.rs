@@ -1,0 +1,106 @@
+//! The scripted faults of a scenario (`[[faults]]`): each starts at `at_ms`, its targets are
+//! resolved to nodes when it starts, and it is healed after `duration_ms` with the same nodes.
+
+use crate::scenario::{FaultKind, FaultSpec, Peer, Scenario, Target};
+use crate::world::{broker_name, World};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Start,
+    Heal,
+}
+
+/// Plays the scripted faults against a world as simulated time passes.
+pub struct FaultPlayer {
+    faults: Vec<FaultSpec>,
+    /// (time, fault index, phase), in time order; ties keep file order, starts before heals.
+    events: Vec<(u64, usize, Phase)>,
+    next: usize,
+    /// The nodes each started fault hit: (target side, peer side).
+    resolved: Vec<Option<(Vec<String>, Vec<String>)>>,
+}
+
+impl FaultPlayer {
+    pub fn new(s: &Scenario) -> FaultPlayer {
+        let mut events = Vec::new();
+        for (i, f) in s.faults.iter().enumerate() {
+            events.push((f.at_ms, i, Phase::Start));
+            if let Some(d) = f.duration_ms {
+                events.push((f.at_ms + d, i, Phase::Heal));
+            }
+        }
+        events.sort_by_key(|(t, i, p)| (*t, *p == Phase::Heal, *i));
+        FaultPlayer { faults: s.faults.clone(), events, next: 0, resolved: vec![None; s.faults.len()] }
+    }
+
+    /// Applies every event due at or before `now_ms`.
+    pub fn apply_due(&mut self, now_ms: u64, world: &mut World<'_>) {
+        while let Some(&(at, i, phase)) = self.events.get(self.next) {
+            if at > now_ms {
+                return;
+            }
+            self.next += 1;
+            match phase {
+                Phase::Start => {
+                    let sides = resolve(&self.faults[i], world);
+                    apply(self.faults[i].action, &sides, world);
+                    self.resolved[i] = Some(sides);
+                }
+                Phase::Heal => {
+                    if let (Some(sides), Some(heal)) = (&self.resolved[i], self.faults[i].action.healed_by()) {
+                        apply(heal, sides, world);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn apply(action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world: &mut World<'_>) {
+    match action {
+        FaultKind::Crash => targets.iter().for_each(|n| world.crash(n)),
+        FaultKind::Kill => targets.iter().for_each(|n| world.kill(n)),
+        FaultKind::Restart => targets.iter().for_each(|n| world.restart(n)),
+        FaultKind::Partition => world.partition(targets, peers),
+        FaultKind::Repair => world.repair(targets, peers),
+        // `support::check_supported` refuses every other action before a run starts.
+        other => unreachable!("fault {} passed the support check", other.name()),
+    }
+}
+
+fn resolve(f: &FaultSpec, world: &World<'_>) -> (Vec<String>, Vec<String>) {
+    let mut targets: Vec<String> = f.target.iter().flat_map(|t| resolve_target(t, world)).collect();
+    targets.sort();
+    targets.dedup();
+    let others = |keep: &dyn Fn(&str) -> bool| -> Vec<String> {
+        world.node_names().into_iter().filter(|n| !targets.contains(n) && keep(n)).collect()
+    };
+    let peers = match &f.peer {
+        Some(Peer::Targets(ts)) => ts.iter().flat_map(|t| resolve_target(t, world)).collect(),
+        Some(Peer::Servers) => others(&|n| n.starts_with("broker-") || n.starts_with("controller-")),
+        Some(Peer::All) | None => others(&|_| true),
+    };
+    (targets, peers)
+}
+
+/// The nodes a target names now. Leadership is static, so a partition's leader is the first
+/// replica of its assignment.
+fn resolve_target(t: &Target, world: &World<'_>) -> Vec<String> {
+    let replicas = |topic: &str, p: u32| -> Vec<String> {
+        world
+            .metadata
+            .topics
+            .get(topic)
+            .and_then(|parts| parts.get(p as usize))
+            .map(|a| a.replicas.iter().map(|b| broker_name(b.0 as u32)).collect())
+            .unwrap_or_default()
+    };
+    match t {
+        Target::Broker(n) => vec![broker_name(*n)],
+        Target::Client { name, index } => vec![format!("{name}-{index}")],
+        Target::Leader { topic, partition } => replicas(topic, *partition).into_iter().take(1).collect(),
+        Target::Followers { topic, partition } => replicas(topic, *partition).into_iter().skip(1).collect(),
+        // Refused by `support::check_supported`.
+        other => unreachable!("target {other} passed the support check"),
+    }
+}

@@ -1,0 +1,147 @@
+//! Runs one seed of a scenario through its phases (chaos with the scripted faults, then heal:
+//! every node up, every link repaired) and checks the history; and judges a scenario's seeds
+//! against its `[expect]`.
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use crate::checkers::{check_all, Anomaly};
+use crate::faults::FaultPlayer;
+use crate::history::History;
+use crate::scenario::{Outcome, Scenario, ScenarioError};
+use crate::support::check_supported;
+use crate::trace::Trace;
+use crate::world::World;
+
+/// What one seed produced.
+pub struct SeedOutcome {
+    pub seed: u64,
+    pub anomalies: Vec<Anomaly>,
+    pub trace: Trace,
+    pub history: History,
+    pub sim_ms: u64,
+    /// A panic inside the system (a failed assertion is a bug found) or a node that died.
+    pub failure: Option<String>,
+}
+
+thread_local! {
+    static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Panics inside simulated tasks are caught by their runtime; this hook remembers them so
+/// the run can stop and report the bug instead of carrying on.
+fn install_panic_hook() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        panic::set_hook(Box::new(|info| {
+            let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+            let msg = info
+                .payload()
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| info.payload().downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "panic".into());
+            PANIC.with(|p| p.borrow_mut().get_or_insert(format!("{msg}{at}")).clone());
+        }));
+    });
+}
+
+fn take_panic() -> Option<String> {
+    PANIC.with(|p| p.borrow_mut().take())
+}
+
+/// Runs `seed` of `s`. Errors only for a scenario this build cannot run.
+pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
+    check_supported(s)?;
+    install_panic_hook();
+    take_panic();
+    let mut world = World::build(s, seed)?;
+    world.trace.borrow_mut().record(0, "harness", &format!("scenario {} seed {seed}", s.name));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, &mut world)));
+    let failure = match result {
+        Ok(Ok(())) => take_panic(),
+        Ok(Err(e)) => Some(take_panic().unwrap_or(e)),
+        Err(_) => Some(take_panic().unwrap_or_else(|| "panic".into())),
+    };
+    let sim_ms = world.elapsed_ms();
+    let mut history = world.history.borrow().clone();
+    history.close_pending_as_info(sim_ms);
+    let anomalies = check_all(&history, &s.checks.disable);
+    let trace = world.trace.borrow().clone();
+    Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, failure })
+}
+
+fn drive(s: &Scenario, world: &mut World<'_>) -> Result<(), String> {
+    let mut faults = FaultPlayer::new(s);
+    let chaos_end = s.duration_ms;
+    let total = s.duration_ms + s.heal_ms;
+    let mut healed = false;
+    while world.elapsed_ms() < total {
+        let now = world.elapsed_ms();
+        if now >= chaos_end && !healed {
+            world.heal_all();
+            healed = true;
+        } else if !healed {
+            faults.apply_due(now, world);
+        }
+        world.step()?;
+        if let Some(p) = take_panic() {
+            return Err(p);
+        }
+    }
+    Ok(())
+}
+
+/// A scenario's verdict over the seeds that ran.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    pub met: bool,
+    pub seeds: u64,
+    pub seeds_with_anomalies: u64,
+    pub anomaly_counts: BTreeMap<String, u64>,
+    /// Seeds whose anomalies go against the expectation (clean) or show it (violation).
+    pub notable_seeds: Vec<u64>,
+    pub failures: Vec<u64>,
+    pub reason: String,
+}
+
+/// Judges seeds (in seed order) against `[expect]`.
+pub fn judge(s: &Scenario, outcomes: &[(u64, Vec<String>, bool)]) -> Verdict {
+    let mut counts = BTreeMap::new();
+    let mut with = 0;
+    for (_, kinds, _) in outcomes {
+        if !kinds.is_empty() {
+            with += 1;
+        }
+        for k in kinds {
+            *counts.entry(k.clone()).or_insert(0) += 1;
+        }
+    }
+    let failures: Vec<u64> = outcomes.iter().filter(|o| o.2).map(|o| o.0).collect();
+    let (met, notable, reason) = match s.expect.outcome {
+        Outcome::Clean => {
+            let bad: Vec<u64> = outcomes.iter().filter(|(_, k, _)| k.iter().any(|a| !s.expect.allow.contains(a))).map(|o| o.0).collect();
+            let reason = if bad.is_empty() { "no seed showed an anomaly".to_string() } else { format!("{} seed(s) showed anomalies", bad.len()) };
+            (bad.is_empty(), bad, reason)
+        }
+        Outcome::Violation => {
+            let within = s.expect.within_seeds.unwrap_or(u64::MAX);
+            let hits: Vec<u64> = outcomes
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, k, _))| (*i as u64) < within && k.iter().any(|a| s.expect.anomalies.contains(a)))
+                .map(|(_, o)| o.0)
+                .collect();
+            let reason = if hits.is_empty() {
+                format!("none of {:?} appeared", s.expect.anomalies)
+            } else {
+                format!("{:?} found in {} seed(s)", s.expect.anomalies, hits.len())
+            };
+            (!hits.is_empty(), hits, reason)
+        }
+    };
+    let met = met && failures.is_empty();
+    Verdict { met, seeds: outcomes.len() as u64, seeds_with_anomalies: with, anomaly_counts: counts, notable_seeds: notable, failures, reason }
+}

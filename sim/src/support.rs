@@ -1,0 +1,174 @@
+//! What this build of stormlog can run, checked before anything runs. A scenario key whose
+//! behaviour is not built yet fails loudly here ("not supported yet: ...") instead of being
+//! silently ignored; and the Kafka config keys are mapped onto node configurations.
+
+use std::collections::BTreeMap;
+
+use stormlog::broker::BrokerConfig;
+use stormlog::client::{Acks, ConsumerConfig, OffsetReset, ProducerConfig};
+
+use crate::scenario::{CommitMode, ConfigValue, FaultKind, Peer, Scenario, ScenarioError, Target};
+
+type Result<T> = std::result::Result<T, ScenarioError>;
+
+const FAULTS_SUPPORTED: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Restart, FaultKind::Partition, FaultKind::Repair];
+const SWITCHES_SUPPORTED: &[&str] = &["hw_advances_below_min_isr", "isr_join_ignores_epoch_start_offset"];
+
+fn not_yet(s: &Scenario, key: impl Into<String>, what: &str) -> ScenarioError {
+    ScenarioError::new(&s.path, key, format!("a supported setting (not supported yet: {what})"))
+}
+
+/// Every reason this scenario cannot run on this build, the first one found.
+pub fn check_supported(s: &Scenario) -> Result<()> {
+    if s.cluster.controllers > 1 {
+        return Err(not_yet(s, "cluster.controllers", "a controller quorum; leadership is static until the controller lands"));
+    }
+    for (name, on) in &s.behaviour {
+        if *on && !SWITCHES_SUPPORTED.contains(&name.as_str()) {
+            return Err(not_yet(s, format!("behaviour.{name}"), "this behaviour switch"));
+        }
+    }
+    if s.nemesis.is_some() {
+        return Err(not_yet(s, "nemesis", "random faults"));
+    }
+    if !s.expect.marks.is_empty() {
+        return Err(not_yet(s, "expect.marks", "coverage marks"));
+    }
+    if s.network.loss > 0.0 {
+        return Err(not_yet(s, "network.loss", "link loss"));
+    }
+    check_faults(s)?;
+    broker_config(s)?;
+    for (i, p) in s.producers.iter().enumerate() {
+        producer_config(s, i, 0)?;
+        if p.transactional || p.restart_resend {
+            return Err(not_yet(s, format!("producers[{i}]"), "transactional producers and restart_resend"));
+        }
+    }
+    for (i, c) in s.consumers.iter().enumerate() {
+        consumer_config(s, i, 0)?;
+        if c.group.is_some() || c.commit != CommitMode::Auto {
+            return Err(not_yet(s, format!("consumers[{i}].group"), "consumer groups and commits"));
+        }
+    }
+    Ok(())
+}
+
+fn check_faults(s: &Scenario) -> Result<()> {
+    for (i, f) in s.faults.iter().enumerate() {
+        if !FAULTS_SUPPORTED.contains(&f.action) {
+            return Err(not_yet(s, format!("faults[{i}].action"), &format!("the {} fault", f.action.name())));
+        }
+        let mut targets: Vec<&Target> = f.target.iter().collect();
+        if let Some(Peer::Targets(peers)) = &f.peer {
+            targets.extend(peers.iter());
+        }
+        for t in targets {
+            if matches!(t, Target::Controller(_) | Target::ControllerLeader | Target::Coordinator { .. } | Target::TxnCoordinator { .. }) {
+                return Err(not_yet(s, format!("faults[{i}].target"), &format!("target {t}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn int(s: &Scenario, key: &str, v: &ConfigValue, min: i64) -> Result<i64> {
+    match v.as_i64() {
+        Some(n) if n >= min => Ok(n),
+        _ => Err(ScenarioError::new(&s.path, key, format!("an integer >= {min}, found {v}"))),
+    }
+}
+
+fn to_u64(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+/// The brokers' configuration from `[cluster.config]` and `[behaviour]`.
+pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
+    let mut c = BrokerConfig::default();
+    for (k, v) in &s.cluster.config {
+        let key = format!("cluster.config.\"{k}\"");
+        match k.as_str() {
+            "min.insync.replicas" => c.min_insync_replicas = int(s, &key, v, 1)? as usize,
+            "replica.lag.time.max.ms" => c.replica_lag_time_max_ms = to_u64(int(s, &key, v, 1)?),
+            "replica.fetch.wait.max.ms" => c.replica_fetch_wait_max_ms = to_u64(int(s, &key, v, 0)?),
+            "replica.fetch.max.bytes" => c.replica_fetch_max_bytes = int(s, &key, v, 1)? as usize,
+            "message.max.bytes" => c.message_max_bytes = int(s, &key, v, 1)? as usize,
+            "log.flush.interval.messages" => c.log.flush_interval_messages = to_u64(int(s, &key, v, 1)?),
+            "log.segment.bytes" => c.log.segment_bytes = to_u64(int(s, &key, v, 1)?),
+            "log.index.interval.bytes" => c.log.index_interval_bytes = to_u64(int(s, &key, v, 1)?),
+            // Static leadership never elects, so "false" is what every run already does.
+            "unclean.leader.election.enable" if v.as_bool() == Some(false) => {}
+            _ => return Err(not_yet(s, key, &format!("broker config {k}"))),
+        }
+    }
+    c.hw_advances_below_min_isr = *s.behaviour.get("hw_advances_below_min_isr").unwrap_or(&false);
+    c.isr_join_ignores_epoch_start_offset = *s.behaviour.get("isr_join_ignores_epoch_start_offset").unwrap_or(&false);
+    Ok(c)
+}
+
+/// The configuration of instance `instance` of `producers[index]`.
+pub fn producer_config(s: &Scenario, index: usize, instance: u32) -> Result<ProducerConfig> {
+    let spec = &s.producers[index];
+    let mut c = ProducerConfig { client_id: format!("{}-{instance}", spec.name), ..ProducerConfig::default() };
+    let mut idempotence_off = false;
+    for (k, v) in &spec.config {
+        let key = format!("producers[{index}].config.\"{k}\"");
+        match k.as_str() {
+            "acks" => c.acks = acks(s, &key, v)?,
+            "retries" => c.retries = u32::try_from(int(s, &key, v, 0)?).unwrap_or(u32::MAX),
+            "retry.backoff.ms" => c.retry_backoff_ms = to_u64(int(s, &key, v, 0)?),
+            "request.timeout.ms" => c.request_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            "delivery.timeout.ms" => c.delivery_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            "enable.idempotence" if v.as_bool() == Some(false) => idempotence_off = true,
+            "enable.idempotence" => return Err(not_yet(s, key, "the idempotent producer")),
+            // One request at a time is all this producer does; saying so keeps runs honest.
+            "max.in.flight.requests.per.connection" if v.as_i64() == Some(1) => {}
+            _ => return Err(not_yet(s, key, &format!("producer config {k} = {v}"))),
+        }
+    }
+    if !idempotence_off {
+        return Err(not_yet(
+            s,
+            format!("producers[{index}].config.\"enable.idempotence\""),
+            "the idempotent producer, Kafka's default; set \"enable.idempotence\" = false",
+        ));
+    }
+    Ok(c)
+}
+
+fn acks(s: &Scenario, key: &str, v: &ConfigValue) -> Result<Acks> {
+    match v.to_string().as_str() {
+        "all" | "-1" => Ok(Acks::All),
+        "1" => Ok(Acks::Leader),
+        "0" => Ok(Acks::None),
+        other => Err(ScenarioError::new(&s.path, key, format!("\"all\", \"1\" or \"0\", found {other}"))),
+    }
+}
+
+/// The configuration of instance `instance` of `consumers[index]`.
+pub fn consumer_config(s: &Scenario, index: usize, instance: u32) -> Result<ConsumerConfig> {
+    let spec = &s.consumers[index];
+    let mut c = ConsumerConfig { client_id: format!("{}-{instance}", spec.name), ..ConsumerConfig::default() };
+    for (k, v) in &spec.config {
+        let key = format!("consumers[{index}].config.\"{k}\"");
+        match (k.as_str(), v.to_string().as_str()) {
+            ("auto.offset.reset", "earliest") => c.auto_offset_reset = OffsetReset::Earliest,
+            ("auto.offset.reset", "latest") => c.auto_offset_reset = OffsetReset::Latest,
+            ("auto.offset.reset", "none") => c.auto_offset_reset = OffsetReset::None,
+            ("isolation.level", "read_uncommitted") => c.isolation_level = 0,
+            // Without transactions the last stable offset is the high watermark.
+            ("isolation.level", "read_committed") => c.isolation_level = 1,
+            ("fetch.max.wait.ms", _) => c.fetch_max_wait_ms = i32::try_from(int(s, &key, v, 0)?).unwrap_or(i32::MAX),
+            ("max.partition.fetch.bytes", _) => c.max_partition_fetch_bytes = i32::try_from(int(s, &key, v, 1)?).unwrap_or(i32::MAX),
+            ("request.timeout.ms", _) => c.request_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            _ => return Err(not_yet(s, key, &format!("consumer config {k} = {v}"))),
+        }
+    }
+    Ok(c)
+}
+
+/// Kafka config maps as they appear in reports.
+pub fn describe(config: &BTreeMap<String, ConfigValue>) -> String {
+    config.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", ")
+}
