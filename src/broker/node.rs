@@ -1,4 +1,4 @@
-//! The broker's async shell: the same code under turmoil, madsim and real tokio. It accepts
+//! The broker's async shell: the same code under both simulators and real tokio. It accepts
 //! connections, hands frames to the core, writes answers, runs one replica fetcher per leader
 //! and a ticker. It holds no protocol logic of its own.
 

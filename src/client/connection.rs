@@ -56,7 +56,7 @@ impl Connection {
         let frame = encode_request(api_key, version, correlation_id, &self.client_id, body)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
         self.stream.write_all(&frame).await.map_err(|e| ClientError::Io(e.to_string()))?;
-        // madsim sends nothing until flush; turmoil and tokio do not mind.
+        // One simulator sends nothing until flush; real TCP does not mind.
         self.stream.flush().await.map_err(|e| ClientError::Io(e.to_string()))?;
         Ok(correlation_id)
     }

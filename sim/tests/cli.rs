@@ -1,0 +1,47 @@
+//! The binary's contract: exit codes and messages for bad input.
+
+use std::process::Command;
+
+fn stormlog(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_stormlog")).args(args).current_dir(env!("CARGO_MANIFEST_DIR")).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.code().unwrap_or(-1), text)
+}
+
+fn write_temp(name: &str, body: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("stormlog-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(name);
+    std::fs::write(&path, body).unwrap();
+    path.display().to_string()
+}
+
+#[test]
+fn a_bad_scenario_exits_1_naming_file_key_and_expectation() {
+    let path = write_temp("bad.toml", "name = \"x\"\nduration_ms = \"sixty\"\n[expect]\noutcome = \"clean\"\n[cluster]\nbrokers = 1\n");
+    let (code, text) = stormlog(&["run", &path]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&path) && text.contains("duration_ms") && text.contains("expected"), "{text}");
+}
+
+#[test]
+fn an_unsupported_key_fails_loudly_instead_of_being_ignored() {
+    let body = "name = \"x\"\nduration_ms = 1000\n[expect]\noutcome = \"clean\"\n[cluster]\nbrokers = 1\n[nemesis]\nkinds = [\"crash\"]\n";
+    let path = write_temp("nemesis.toml", body);
+    let (code, text) = stormlog(&["run", &path]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("nemesis") && text.contains("not supported yet"), "{text}");
+}
+
+#[test]
+fn a_missing_file_exits_1() {
+    let (code, text) = stormlog(&["run", "no/such/scenario.toml"]);
+    assert_eq!(code, 1, "{text}");
+}
+
+#[test]
+fn list_shows_the_catalog() {
+    let (code, text) = stormlog(&["list", "../scenarios"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("smoke") && text.contains("clean"), "{text}");
+}
