@@ -59,3 +59,15 @@ fn acks1_leader_power_loss_shows_reused_offsets() {
     assert!(o.anomalies.iter().any(|a| a.kind == "inconsistent-offsets"), "{:?}", o.anomalies);
     insta::assert_snapshot!("acks1_seed2_report", report::summary(&s, &o));
 }
+
+#[test]
+fn fsync_per_message_closes_the_power_loss_window() {
+    let s = load("acks1_leader_power_loss_with_fsync_per_message_keeps_acknowledged_writes.toml");
+    for seed in 0..2 {
+        let o = run_seed(&s, seed).unwrap();
+        assert!(o.failure.is_none() && o.anomalies.is_empty(), "seed {seed}: {:?} {:?}", o.failure, o.anomalies);
+        let reopened = o.trace.lines().iter().find(|l| l.contains("broker-0 open orders/0") && !l.trim_start().starts_with("0 ")).cloned();
+        let leo: i64 = reopened.as_deref().and_then(|l| l.split("leo=").nth(1)).and_then(|r| r.split(' ').next()).and_then(|n| n.parse().ok()).expect("the leader reopened its log");
+        assert!(leo > 100, "seed {seed}: the killed leader came back with only {leo} records");
+    }
+}

@@ -67,7 +67,7 @@ impl BrokerCore {
         topic.with_partitions(partitions)
     }
 
-    pub(super) fn handle_list_offsets(&self, req: &ListOffsetsRequest) -> ListOffsetsResponse {
+    pub(super) fn handle_list_offsets(&self, req: &ListOffsetsRequest, version: i16) -> ListOffsetsResponse {
         let from_replica = req.replica_id.0 >= 0;
         let topics = req
             .topics
@@ -78,7 +78,7 @@ impl BrokerCore {
                     .iter()
                     .map(|p| {
                         let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
-                        self.list_offset(&tp, p.timestamp, from_replica).with_partition_index(p.partition_index)
+                        self.list_offset(&tp, p.timestamp, from_replica, version).with_partition_index(p.partition_index)
                     })
                     .collect();
                 ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
@@ -87,7 +87,7 @@ impl BrokerCore {
         ListOffsetsResponse::default().with_topics(topics)
     }
 
-    fn list_offset(&self, tp: &TopicPartition, timestamp: i64, from_replica: bool) -> ListOffsetsPartitionResponse {
+    fn list_offset(&self, tp: &TopicPartition, timestamp: i64, from_replica: bool, version: i16) -> ListOffsetsPartitionResponse {
         let resp = ListOffsetsPartitionResponse::default().with_timestamp(-1).with_offset(-1);
         let Some(p) = self.partitions.get(tp) else {
             return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
@@ -104,6 +104,8 @@ impl BrokerCore {
             // No time index yet: say so rather than answer a wrong offset.
             _ => return resp.with_error_code(ResponseError::InvalidRequest.code()),
         };
-        resp.with_offset(offset).with_leader_epoch(p.leader_epoch)
+        // The leader epoch field exists from v4; older versions must leave it at its default.
+        let epoch = if version >= 4 { p.leader_epoch } else { -1 };
+        resp.with_offset(offset).with_leader_epoch(epoch)
     }
 }

@@ -88,7 +88,7 @@ impl BrokerCore {
         match req.body {
             RequestKind::ApiVersions(_) => reply(ctx, ResponseKind::ApiVersions(api_versions_response(0))),
             RequestKind::Metadata(r) => reply(ctx, ResponseKind::Metadata(self.handle_metadata(&r))),
-            RequestKind::ListOffsets(r) => reply(ctx, ResponseKind::ListOffsets(self.handle_list_offsets(&r))),
+            RequestKind::ListOffsets(r) => reply(ctx, ResponseKind::ListOffsets(self.handle_list_offsets(&r, ctx.version))),
             RequestKind::Produce(r) => self.handle_produce(now_ms, ctx, r),
             RequestKind::Fetch(r) => self.handle_fetch(now_ms, ctx, r),
             other => Handled::Close(format!("{} is not served", other_name(&other))),
