@@ -7,14 +7,12 @@ use std::io;
 use std::rc::Rc;
 use std::time::Duration;
 
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{ApiKey, BrokerId as WireBrokerId, ListOffsetsRequest, RequestKind, ResponseKind, TopicName};
-use kafka_protocol::protocol::StrBytes;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-use crate::client::{ClientError, Connection};
+use crate::client::{list_offset, ClientError, Connection, LATEST_TIMESTAMP};
 use crate::ids::{BrokerId, TopicPartition};
 use crate::observe::Tracer;
 use crate::protocol::{FrameDecoder, REQUEST_BYTES_MAX};
@@ -159,16 +157,5 @@ async fn fetch_once(shared: &Shared, conn: &mut Connection, leader: BrokerId, ti
 /// Asks the leader for its log end offset (ListOffsets latest, as a replica).
 async fn leader_log_end(shared: &Shared, conn: &mut Connection, tp: &TopicPartition, timeout: u64) -> Result<i64, ClientError> {
     let me = shared.core.borrow().id();
-    let req = ListOffsetsRequest::default().with_replica_id(WireBrokerId(me.0)).with_topics(vec![ListOffsetsTopic::default()
-        .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-        .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(tp.partition).with_timestamp(-1).with_current_leader_epoch(-1)])]);
-    let ResponseKind::ListOffsets(resp) = conn.request(ApiKey::ListOffsets, 7, RequestKind::ListOffsets(req), timeout).await? else {
-        return Err(ClientError::Protocol("expected a ListOffsets response".into()));
-    };
-    resp.topics
-        .iter()
-        .flat_map(|t| t.partitions.iter())
-        .find(|p| p.partition_index == tp.partition && p.error_code == 0)
-        .map(|p| p.offset)
-        .ok_or_else(|| ClientError::Protocol(format!("no log end for {tp}")))
+    list_offset(conn, tp, LATEST_TIMESTAMP, me.0, 0, timeout).await
 }

@@ -7,10 +7,7 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::{
-    ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse, ListOffsetsRequest, RequestKind, ResponseKind, TopicName,
-};
+use kafka_protocol::messages::{ApiKey, BrokerId as WireBrokerId, FetchRequest, FetchResponse, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::RecordBatchDecoder;
 
@@ -20,9 +17,9 @@ use crate::seam::Network;
 use super::connection::Connection;
 use super::error::ClientError;
 use super::metadata::MetadataCache;
+use super::offsets::{list_offset, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 
 const FETCH_VERSION: i16 = 12;
-const LIST_OFFSETS_VERSION: i16 = 7;
 
 /// `auto.offset.reset`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -210,30 +207,15 @@ impl Consumer {
 
     async fn reset_position(&mut self, leader: BrokerId, tp: &TopicPartition) -> Result<(), ClientError> {
         let timestamp = match self.config.auto_offset_reset {
-            OffsetReset::Earliest => -2,
-            OffsetReset::Latest => -1,
+            OffsetReset::Earliest => EARLIEST_TIMESTAMP,
+            OffsetReset::Latest => LATEST_TIMESTAMP,
             OffsetReset::None => return Err(ClientError::Protocol(format!("no position for {tp} and auto.offset.reset=none"))),
         };
-        let req = RequestKind::ListOffsets(
-            ListOffsetsRequest::default().with_replica_id(WireBrokerId(-1)).with_isolation_level(self.config.isolation_level).with_topics(vec![
-                ListOffsetsTopic::default()
-                    .with_name(TopicName(StrBytes::from_string(tp.topic.clone())))
-                    .with_partitions(vec![ListOffsetsPartition::default().with_partition_index(tp.partition).with_timestamp(timestamp).with_current_leader_epoch(-1)]),
-            ]),
-        );
-        let timeout = self.config.request_timeout_ms;
+        let (isolation, timeout) = (self.config.isolation_level, self.config.request_timeout_ms);
         let conn = self.connection(leader).await?;
-        let ResponseKind::ListOffsets(resp) = conn.request(ApiKey::ListOffsets, LIST_OFFSETS_VERSION, req, timeout).await? else {
-            return Err(ClientError::Protocol("expected ListOffsets".into()));
-        };
-        let p = resp.topics.iter().flat_map(|t| t.partitions.iter()).find(|p| p.partition_index == tp.partition);
-        match p {
-            Some(p) if p.error_code == 0 => {
-                self.positions.insert(tp.clone(), Some(p.offset));
-                Ok(())
-            }
-            _ => Err(ClientError::Protocol(format!("ListOffsets for {tp} failed"))),
-        }
+        let offset = list_offset(conn, tp, timestamp, -1, isolation, timeout).await?;
+        self.positions.insert(tp.clone(), Some(offset));
+        Ok(())
     }
 
     async fn connection(&mut self, id: BrokerId) -> Result<&mut Connection, ClientError> {

@@ -8,6 +8,7 @@ mod connection;
 mod consumer;
 mod error;
 mod metadata;
+mod offsets;
 mod partitioner;
 mod producer;
 
@@ -15,5 +16,6 @@ pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
 pub use error::ClientError;
 pub use metadata::MetadataCache;
+pub use offsets::{list_offset, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 pub use partitioner::{murmur2, partition_for_key};
 pub use producer::{Acks, Producer, ProducerConfig, RecordMetadata, SendError};
