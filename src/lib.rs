@@ -3,13 +3,17 @@
 //!
 //! `seam` is the only door to the world (network, storage, clock, entropy); `protocol` is
 //! Kafka's wire format; `log` stores record batches; `replication` holds the per-partition
-//! rules (ISR, high watermark); `broker` serves requests; `client` speaks to brokers.
+//! rules (ISR, high watermark, epoch truncation); `broker` serves requests; `client` speaks to
+//! brokers; `raft` is the KRaft-style quorum that replicates the metadata log; `controller`
+//! turns requests into metadata records and replays them.
 
 pub mod broker;
 pub mod client;
+pub mod controller;
 pub mod ids;
 pub mod log;
 pub mod observe;
 pub mod protocol;
+pub mod raft;
 pub mod replication;
 pub mod seam;
