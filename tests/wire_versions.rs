@@ -8,9 +8,10 @@ use std::rc::Rc;
 use bytes::Bytes;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId as WireBrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, ProduceRequest,
+    ApiKey, ApiVersionsRequest, BrokerId as WireBrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -21,13 +22,17 @@ use stormlog::observe::Tracer;
 use stormlog::protocol::{decode_response, encode_request, SUPPORTED_APIS};
 use stormlog::seam::MemStorage;
 
+/// One broker leading topic `t` (one partition, RF 1) at leader epoch 0.
 fn one_broker() -> BrokerCore {
     let mut brokers = BTreeMap::new();
     brokers.insert(BrokerId(0), BrokerAddress { host: "localhost".into(), port: 9092 });
     let mut topics = BTreeMap::new();
-    topics.insert("t".to_string(), vec![PartitionAssignment { replicas: vec![BrokerId(0)] }]);
+    let me = vec![BrokerId(0)];
+    topics.insert("t".to_string(), vec![PartitionAssignment { replicas: me.clone(), isr: me, leader: Some(BrokerId(0)), leader_epoch: 0, partition_epoch: 0 }]);
     let metadata = ClusterMetadata { cluster_id: "c".into(), brokers, topics };
-    BrokerCore::open(BrokerId(0), BrokerConfig::default(), metadata, Rc::new(MemStorage::new()), Tracer::off(), 0).unwrap()
+    let mut broker = BrokerCore::open(BrokerId(0), BrokerConfig::default(), Rc::new(MemStorage::new()), Tracer::off());
+    broker.apply_metadata(0, metadata).unwrap();
+    broker
 }
 
 fn name() -> TopicName {
@@ -48,6 +53,9 @@ fn request(key: ApiKey) -> RequestKind {
         ])),
         ApiKey::ListOffsets => RequestKind::ListOffsets(ListOffsetsRequest::default().with_replica_id(WireBrokerId(-1)).with_topics(vec![
             ListOffsetsTopic::default().with_name(name()).with_partitions(vec![ListOffsetsPartition::default().with_partition_index(0).with_timestamp(-2)]),
+        ])),
+        ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_replica_id(WireBrokerId(-1)).with_topics(vec![
+            OffsetForLeaderTopic::default().with_topic(name()).with_partitions(vec![OffsetForLeaderPartition::default().with_partition(0).with_current_leader_epoch(-1).with_leader_epoch(0)]),
         ])),
         other => panic!("no test request for {other:?}"),
     }
@@ -80,6 +88,11 @@ fn check_body(key: ApiKey, version: i16, resp: &ResponseKind) {
         }
         ResponseKind::Fetch(r) => assert_eq!(r.responses[0].partitions[0].error_code, 0, "v{version}"),
         ResponseKind::ListOffsets(r) => assert_eq!(r.topics[0].partitions[0].offset, 0, "v{version}"),
+        // Epoch 0 began at offset 0 and is the current one: it ends at the log end (0).
+        ResponseKind::OffsetForLeaderEpoch(r) => {
+            let p = &r.topics[0].partitions[0];
+            assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 0), "v{version}");
+        }
         other => panic!("{key:?}: unexpected {other:?}"),
     }
 }

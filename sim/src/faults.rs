@@ -2,7 +2,7 @@
 //! resolved to nodes when it starts, and it is healed after `duration_ms` with the same nodes.
 
 use crate::scenario::{FaultKind, FaultSpec, Peer, Scenario, Target};
-use crate::world::{broker_name, World};
+use crate::world::{broker_name, controller_name, World};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -83,23 +83,17 @@ fn resolve(f: &FaultSpec, world: &World<'_>) -> (Vec<String>, Vec<String>) {
     (targets, peers)
 }
 
-/// The nodes a target names now. Leadership is static, so a partition's leader is the first
-/// replica of its assignment.
+/// The nodes a target names now: a partition's leader is whichever running broker leads it
+/// in the highest epoch at this moment.
 fn resolve_target(t: &Target, world: &World<'_>) -> Vec<String> {
-    let replicas = |topic: &str, p: u32| -> Vec<String> {
-        world
-            .metadata
-            .topics
-            .get(topic)
-            .and_then(|parts| parts.get(p as usize))
-            .map(|a| a.replicas.iter().map(|b| broker_name(b.0 as u32)).collect())
-            .unwrap_or_default()
-    };
     match t {
         Target::Broker(n) => vec![broker_name(*n)],
+        Target::Controller(n) => vec![controller_name(*n)],
+        // One controller is the whole quorum until quorums of more land.
+        Target::ControllerLeader => vec![controller_name(0)],
         Target::Client { name, index } => vec![format!("{name}-{index}")],
-        Target::Leader { topic, partition } => replicas(topic, *partition).into_iter().take(1).collect(),
-        Target::Followers { topic, partition } => replicas(topic, *partition).into_iter().skip(1).collect(),
+        Target::Leader { topic, partition } => world.current_leader(topic, *partition as i32).into_iter().collect(),
+        Target::Followers { topic, partition } => world.current_followers(topic, *partition as i32),
         // Refused by `support::check_supported`.
         other => unreachable!("target {other} passed the support check"),
     }

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use stormlog::broker::BrokerConfig;
+use stormlog::controller::ControllerConfig;
 use stormlog::client::{Acks, ConsumerConfig, OffsetReset, ProducerConfig};
 
 use crate::scenario::{CommitMode, ConfigValue, FaultKind, Peer, Scenario, ScenarioError, Target};
@@ -12,7 +13,12 @@ use crate::scenario::{CommitMode, ConfigValue, FaultKind, Peer, Scenario, Scenar
 type Result<T> = std::result::Result<T, ScenarioError>;
 
 const FAULTS_SUPPORTED: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Restart, FaultKind::Partition, FaultKind::Repair];
-const SWITCHES_SUPPORTED: &[&str] = &["hw_advances_below_min_isr", "isr_join_ignores_epoch_start_offset"];
+const SWITCHES_SUPPORTED: &[&str] = &[
+    "hw_advances_below_min_isr",
+    "isr_join_ignores_epoch_start_offset",
+    "truncate_to_hw_on_become_follower",
+    "single_step_epoch_truncation",
+];
 
 fn not_yet(s: &Scenario, key: impl Into<String>, what: &str) -> ScenarioError {
     ScenarioError::new(&s.path, key, format!("a supported setting (not supported yet: {what})"))
@@ -21,7 +27,7 @@ fn not_yet(s: &Scenario, key: impl Into<String>, what: &str) -> ScenarioError {
 /// Every reason this scenario cannot run on this build, the first one found.
 pub fn check_supported(s: &Scenario) -> Result<()> {
     if s.cluster.controllers > 1 {
-        return Err(not_yet(s, "cluster.controllers", "a controller quorum; leadership is static until the controller lands"));
+        return Err(not_yet(s, "cluster.controllers", "a quorum of more than one controller"));
     }
     for (name, on) in &s.behaviour {
         if *on && !SWITCHES_SUPPORTED.contains(&name.as_str()) {
@@ -64,7 +70,7 @@ fn check_faults(s: &Scenario) -> Result<()> {
             targets.extend(peers.iter());
         }
         for t in targets {
-            if matches!(t, Target::Controller(_) | Target::ControllerLeader | Target::Coordinator { .. } | Target::TxnCoordinator { .. }) {
+            if matches!(t, Target::Coordinator { .. } | Target::TxnCoordinator { .. }) {
                 return Err(not_yet(s, format!("faults[{i}].target"), &format!("target {t}")));
             }
         }
@@ -97,13 +103,33 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
             "log.flush.interval.messages" => c.log.flush_interval_messages = to_u64(int(s, &key, v, 1)?),
             "log.segment.bytes" => c.log.segment_bytes = to_u64(int(s, &key, v, 1)?),
             "log.index.interval.bytes" => c.log.index_interval_bytes = to_u64(int(s, &key, v, 1)?),
-            // Static leadership never elects, so "false" is what every run already does.
-            "unclean.leader.election.enable" if v.as_bool() == Some(false) => {}
+            "broker.heartbeat.interval.ms" => c.heartbeat_interval_ms = to_u64(int(s, &key, v, 1)?),
+            // Controller settings: read by `controller_config`.
+            "unclean.leader.election.enable" | "broker.session.timeout.ms" => {}
             _ => return Err(not_yet(s, key, &format!("broker config {k}"))),
         }
     }
     c.hw_advances_below_min_isr = *s.behaviour.get("hw_advances_below_min_isr").unwrap_or(&false);
     c.isr_join_ignores_epoch_start_offset = *s.behaviour.get("isr_join_ignores_epoch_start_offset").unwrap_or(&false);
+    c.truncate_to_hw_on_become_follower = *s.behaviour.get("truncate_to_hw_on_become_follower").unwrap_or(&false);
+    c.single_step_epoch_truncation = *s.behaviour.get("single_step_epoch_truncation").unwrap_or(&false);
+    Ok(c)
+}
+
+/// The controllers' configuration from `[cluster.config]`.
+pub fn controller_config(s: &Scenario) -> Result<ControllerConfig> {
+    let mut c = ControllerConfig::default();
+    for (k, v) in &s.cluster.config {
+        let key = format!("cluster.config.\"{k}\"");
+        match k.as_str() {
+            "broker.session.timeout.ms" => c.session_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            "unclean.leader.election.enable" => {
+                c.unclean_leader_election = v.as_bool().ok_or_else(|| ScenarioError::new(&s.path, key.as_str(), format!("true or false, found {v}")))?;
+            }
+            "min.insync.replicas" => c.min_insync_replicas = int(s, &key, v, 1)? as usize,
+            _ => {}
+        }
+    }
     Ok(c)
 }
 

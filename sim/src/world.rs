@@ -15,7 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use stormlog::broker::{run_broker, BrokerAddress, BrokerEnv, ClusterMetadata, PartitionAssignment};
+use stormlog::broker::{run_broker, BrokerAddress, BrokerEnv, PartitionSnapshot, SnapshotProbe};
+use stormlog::controller::{run_controller, ControllerConfig, ControllerEnv};
 use stormlog::ids::BrokerId;
 use stormlog::observe::Tracer;
 use stormlog::seam::{Entropy, MemStorage, Network, Storage};
@@ -23,11 +24,12 @@ use stormlog::seam::{Entropy, MemStorage, Network, Storage};
 use crate::engine::{SimClock, TurmoilNetwork};
 use crate::history::History;
 use crate::scenario::{Scenario, ScenarioError};
-use crate::support::{broker_config, consumer_config, producer_config};
+use crate::support::{broker_config, consumer_config, controller_config, producer_config};
 use crate::trace::Trace;
 use crate::workload::{sim_now_ms, ConsumerWork, ProducerWork};
 
 pub const BROKER_PORT: u16 = 9092;
+pub const CONTROLLER_PORT: u16 = 9093;
 /// Producers start once brokers have had time to come up.
 const WARMUP_MS: u64 = 500;
 
@@ -56,7 +58,9 @@ pub struct World<'a> {
     cut: BTreeSet<(String, String)>,
     pub trace: Rc<RefCell<Trace>>,
     pub history: Rc<RefCell<History>>,
-    pub metadata: ClusterMetadata,
+    /// Each broker's latest partition snapshots (what it believes: role, epoch, LEO, HW).
+    pub snapshots: BTreeMap<String, Rc<RefCell<Vec<PartitionSnapshot>>>>,
+    brokers: u32,
 }
 
 /// A seed for `label`, derived from the run's master seed: independent streams per purpose.
@@ -72,21 +76,16 @@ pub fn broker_name(id: u32) -> String {
     format!("broker-{id}")
 }
 
-fn cluster_metadata(s: &Scenario) -> ClusterMetadata {
-    let brokers = (0..s.cluster.brokers)
-        .map(|b| (BrokerId(b as i32), BrokerAddress { host: broker_name(b), port: BROKER_PORT }))
-        .collect();
-    let topics = s
-        .topics
+pub fn controller_name(id: u32) -> String {
+    format!("controller-{id}")
+}
+
+/// The scenario's topics as the controller creates them: replicas per partition.
+fn topic_assignments(s: &Scenario) -> Vec<(String, Vec<Vec<i32>>)> {
+    s.topics
         .iter()
-        .map(|t| {
-            let parts = (0..t.partitions)
-                .map(|p| PartitionAssignment { replicas: t.replicas(p, s.cluster.brokers).into_iter().map(|b| BrokerId(b as i32)).collect() })
-                .collect();
-            (t.name.clone(), parts)
-        })
-        .collect();
-    ClusterMetadata { cluster_id: format!("stormlog-{}", s.name), brokers, topics }
+        .map(|t| (t.name.clone(), (0..t.partitions).map(|p| t.replicas(p, s.cluster.brokers).into_iter().map(|b| b as i32).collect()).collect()))
+        .collect()
 }
 
 async fn wait_gate(gate: &Cell<bool>) {
@@ -119,9 +118,11 @@ impl<'a> World<'a> {
             cut: BTreeSet::new(),
             trace: Rc::new(RefCell::new(Trace::default())),
             history: Rc::new(RefCell::new(History::new())),
-            metadata: cluster_metadata(s),
+            snapshots: BTreeMap::new(),
+            brokers: s.cluster.brokers,
         };
-        world.add_brokers(s)?;
+        world.add_controllers(s, seed)?;
+        world.add_brokers(s, seed)?;
         world.add_producers(s, seed)?;
         world.add_consumers(s)?;
         Ok(world)
@@ -133,23 +134,73 @@ impl<'a> World<'a> {
         gate
     }
 
-    fn add_brokers(&mut self, s: &Scenario) -> Result<(), ScenarioError> {
+    fn add_disk(&mut self, name: &str) -> (Rc<Cell<bool>>, MemStorage) {
+        let gate = self.new_node(name);
+        let disk = MemStorage::new();
+        self.nodes.get_mut(name).expect("just added").disk = Some(disk.clone());
+        (gate, disk)
+    }
+
+    fn add_controllers(&mut self, s: &Scenario, seed: u64) -> Result<(), ScenarioError> {
+        let config: ControllerConfig = controller_config(s)?;
+        let voters: Vec<i32> = (0..s.cluster.controllers as i32).collect();
+        let topics = topic_assignments(s);
+        for c in 0..s.cluster.controllers {
+            let name = controller_name(c);
+            let (gate, disk) = self.add_disk(&name);
+            let (config, voters, topics, trace) = (config.clone(), voters.clone(), topics.clone(), node_tracer(&self.trace, &name));
+            let starts = Rc::new(Cell::new(0u64));
+            self.sim.host(name.as_str(), move || {
+                starts.set(starts.get() + 1);
+                let env = ControllerEnv {
+                    id: c as i32,
+                    listen: format!("0.0.0.0:{CONTROLLER_PORT}"),
+                    voters: voters.clone(),
+                    config: config.clone(),
+                    topics: topics.clone(),
+                    net: Rc::new(TurmoilNetwork) as Rc<dyn Network>,
+                    storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
+                    entropy: Entropy::from_seed(derive_seed(seed, &format!("controller-{c}/{}", starts.get()))),
+                    trace: trace.clone(),
+                };
+                let (gate, trace) = (gate.clone(), trace.clone());
+                async move {
+                    wait_gate(&gate).await;
+                    trace.emit(|| "start".to_string());
+                    run_controller(env).await.map_err(|e| e.into())
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn add_brokers(&mut self, s: &Scenario, seed: u64) -> Result<(), ScenarioError> {
         let config = broker_config(s)?;
+        let controllers: Vec<String> = (0..s.cluster.controllers).map(|c| format!("{}:{CONTROLLER_PORT}", controller_name(c))).collect();
+        let cluster_id = format!("stormlog-{}", s.name);
         for b in 0..s.cluster.brokers {
             let name = broker_name(b);
-            let gate = self.new_node(&name);
-            let disk = MemStorage::new();
-            self.nodes.get_mut(&name).expect("just added").disk = Some(disk.clone());
-            let (config, metadata, trace) = (config.clone(), self.metadata.clone(), node_tracer(&self.trace, &name));
+            let (gate, disk) = self.add_disk(&name);
+            let snapshots = Rc::new(RefCell::new(Vec::new()));
+            self.snapshots.insert(name.clone(), snapshots.clone());
+            let probe: SnapshotProbe = Rc::new(move |snaps: &[PartitionSnapshot]| *snapshots.borrow_mut() = snaps.to_vec());
+            let (config, controllers, cluster_id, trace) = (config.clone(), controllers.clone(), cluster_id.clone(), node_tracer(&self.trace, &name));
+            let starts = Rc::new(Cell::new(0u64));
+            let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
             self.sim.host(name.as_str(), move || {
+                starts.set(starts.get() + 1);
                 let env = BrokerEnv {
                     id: BrokerId(b as i32),
                     listen: format!("0.0.0.0:{BROKER_PORT}"),
+                    advertised: advertised.clone(),
+                    cluster_id: cluster_id.clone(),
+                    controllers: controllers.clone(),
                     config: config.clone(),
-                    metadata: metadata.clone(),
                     net: Rc::new(TurmoilNetwork) as Rc<dyn Network>,
                     storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
+                    entropy: Entropy::from_seed(derive_seed(seed, &format!("broker-{b}/{}", starts.get()))),
                     trace: trace.clone(),
+                    probe: Some(probe.clone()),
                 };
                 let (gate, trace) = (gate.clone(), trace.clone());
                 async move {
@@ -162,8 +213,37 @@ impl<'a> World<'a> {
         Ok(())
     }
 
+    /// The broker that leads `topic/partition` now: the running one that says so in the
+    /// highest leader epoch.
+    pub fn current_leader(&self, topic: &str, partition: i32) -> Option<String> {
+        self.snapshots
+            .iter()
+            .filter(|(name, _)| self.state(name) == Some(NodeState::Up))
+            .filter_map(|(name, snaps)| {
+                let snaps = snaps.borrow();
+                let p = snaps.iter().find(|p| p.is_leader && p.tp.topic == topic && p.tp.partition == partition)?;
+                Some((p.leader_epoch, name.clone()))
+            })
+            .max()
+            .map(|(_, name)| name)
+    }
+
+    /// The other replicas of `topic/partition` (brokers hosting it that do not lead it now).
+    pub fn current_followers(&self, topic: &str, partition: i32) -> Vec<String> {
+        let leader = self.current_leader(topic, partition);
+        self.snapshots
+            .iter()
+            .filter(|(name, snaps)| Some(*name) != leader.as_ref() && snaps.borrow().iter().any(|p| p.tp.topic == topic && p.tp.partition == partition))
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
+    pub fn broker_count(&self) -> u32 {
+        self.brokers
+    }
+
     fn bootstrap(&self) -> Vec<String> {
-        self.metadata.brokers.values().map(BrokerAddress::addr).collect()
+        (0..self.brokers).map(|b| format!("{}:{BROKER_PORT}", broker_name(b))).collect()
     }
 
     fn add_producers(&mut self, s: &Scenario, seed: u64) -> Result<(), ScenarioError> {

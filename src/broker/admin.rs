@@ -3,13 +3,16 @@
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
 use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
-use kafka_protocol::messages::{BrokerId as WireBrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::messages::offset_for_leader_epoch_response::{EpochEndOffset, OffsetForLeaderTopicResult};
+use kafka_protocol::messages::{
+    BrokerId as WireBrokerId, ListOffsetsRequest, ListOffsetsResponse, MetadataRequest, MetadataResponse, OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse,
+    TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::ids::TopicPartition;
 
 use super::core::BrokerCore;
-use super::partition::Role;
 
 /// ListOffsets timestamps with a special meaning.
 const LATEST: i64 = -1;
@@ -50,18 +53,17 @@ impl BrokerCore {
             .iter()
             .enumerate()
             .map(|(i, a)| {
-                let tp = TopicPartition::new(name, i as i32);
-                // Only the leader knows the current ISR; others report the assignment.
-                let isr = match self.partitions.get(&tp).map(|p| &p.role) {
-                    Some(Role::Leader(s)) => s.isr.clone(),
-                    _ => a.replicas.clone(),
-                };
-                MetadataResponsePartition::default()
+                let wire = |v: &[crate::ids::BrokerId]| v.iter().map(|b| WireBrokerId(b.0)).collect::<Vec<_>>();
+                let partition = MetadataResponsePartition::default()
                     .with_partition_index(i as i32)
-                    .with_leader_id(WireBrokerId(a.leader().0))
-                    .with_leader_epoch(0)
-                    .with_replica_nodes(a.replicas.iter().map(|b| WireBrokerId(b.0)).collect())
-                    .with_isr_nodes(isr.iter().map(|b| WireBrokerId(b.0)).collect())
+                    .with_leader_id(WireBrokerId(a.leader.map_or(-1, |b| b.0)))
+                    .with_leader_epoch(a.leader_epoch)
+                    .with_replica_nodes(wire(&a.replicas))
+                    .with_isr_nodes(wire(&a.isr));
+                match a.leader {
+                    Some(_) => partition,
+                    None => partition.with_error_code(ResponseError::LeaderNotAvailable.code()),
+                }
             })
             .collect();
         topic.with_partitions(partitions)
@@ -107,5 +109,43 @@ impl BrokerCore {
         // The leader epoch field exists from v4; older versions must leave it at its default.
         let epoch = if version >= 4 { p.leader_epoch } else { -1 };
         resp.with_offset(offset).with_leader_epoch(epoch)
+    }
+}
+
+impl BrokerCore {
+    /// OffsetForLeaderEpoch: where `leader_epoch` ends in the leader's log (KIP-101/279), for a
+    /// follower walking back to the point where their logs agree.
+    pub(super) fn handle_offset_for_leader_epoch(&self, req: &OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse {
+        let topics = req
+            .topics
+            .iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        let tp = TopicPartition::new(t.topic.as_str(), p.partition);
+                        self.epoch_end_offset(&tp, p.current_leader_epoch, p.leader_epoch).with_partition(p.partition)
+                    })
+                    .collect();
+                OffsetForLeaderTopicResult::default().with_topic(t.topic.clone()).with_partitions(partitions)
+            })
+            .collect();
+        OffsetForLeaderEpochResponse::default().with_topics(topics)
+    }
+
+    fn epoch_end_offset(&self, tp: &TopicPartition, current_leader_epoch: i32, epoch: i32) -> EpochEndOffset {
+        let answer = EpochEndOffset::default().with_leader_epoch(-1).with_end_offset(-1);
+        let Some(p) = self.partitions.get(tp) else {
+            return answer.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+        };
+        if let Some(err) = super::fetch::epoch_error(p.leader_epoch, current_leader_epoch) {
+            return answer.with_error_code(err.code());
+        }
+        if !p.is_leader() {
+            return answer.with_error_code(ResponseError::NotLeaderOrFollower.code());
+        }
+        let (e, end) = p.epochs.end_offset_for(epoch, p.leo());
+        answer.with_leader_epoch(e).with_end_offset(end)
     }
 }

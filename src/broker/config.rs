@@ -23,6 +23,12 @@ pub struct BrokerConfig {
     pub hw_advances_below_min_isr: bool,
     /// Behaviour switch `isr_join_ignores_epoch_start_offset`.
     pub isr_join_ignores_epoch_start_offset: bool,
+    /// Behaviour switch `truncate_to_hw_on_become_follower` (before KIP-101).
+    pub truncate_to_hw_on_become_follower: bool,
+    /// Behaviour switch `single_step_epoch_truncation` (before KIP-279).
+    pub single_step_epoch_truncation: bool,
+    /// `broker.heartbeat.interval.ms` (default 2000)
+    pub heartbeat_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -37,6 +43,9 @@ impl Default for BrokerConfig {
             log: LogConfig::default(),
             hw_advances_below_min_isr: false,
             isr_join_ignores_epoch_start_offset: false,
+            truncate_to_hw_on_become_follower: false,
+            single_step_epoch_truncation: false,
+            heartbeat_interval_ms: 2_000,
         }
     }
 }

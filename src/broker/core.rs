@@ -12,7 +12,7 @@ use crate::protocol::{api_versions_response, decode_request, encode_response, Wi
 use crate::seam::Storage;
 
 use super::config::BrokerConfig;
-use super::metadata::ClusterMetadata;
+use super::metadata::{ClusterMetadata, PartitionAssignment};
 use super::partition::{Partition, PartitionSnapshot, Role};
 use super::purgatory::{Parked, ParkedOp, Purgatory};
 
@@ -37,6 +37,15 @@ pub(super) struct RequestCtx {
     pub correlation_id: i32,
 }
 
+/// An ISR change for the controller (AlterPartition), proposed by a partition leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlterIsr {
+    pub tp: TopicPartition,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<BrokerId>,
+}
+
 /// A broker's whole state and request handling, without I/O (other than its `Storage`).
 pub struct BrokerCore {
     pub(super) me: BrokerId,
@@ -45,25 +54,83 @@ pub struct BrokerCore {
     pub(super) partitions: BTreeMap<TopicPartition, Partition>,
     pub(super) purgatory: Purgatory,
     pub(super) trace: Tracer,
+    storage: Rc<dyn Storage>,
+    /// ISR changes waiting to be sent to the controller.
+    alter_outbox: Vec<AlterIsr>,
+    /// Follower partitions whose truncation needs the leader's end offset for an epoch
+    /// (KIP-279's iterative step), asked with OffsetForLeaderEpoch.
+    pub(super) epoch_queries: Vec<(TopicPartition, i32)>,
 }
 
 impl BrokerCore {
-    /// Opens every hosted partition (recovering its log) and takes the assigned roles.
-    pub fn open(
-        me: BrokerId,
-        config: BrokerConfig,
-        metadata: ClusterMetadata,
-        storage: Rc<dyn Storage>,
-        trace: Tracer,
-        now_ms: u64,
-    ) -> Result<BrokerCore, LogError> {
-        let mut partitions = BTreeMap::new();
-        for (tp, assignment) in metadata.partitions_of(me) {
-            let p = Partition::open(storage.clone(), me, tp.clone(), &assignment, config.log.clone(), now_ms)?;
-            trace.emit(|| format!("open {tp} leo={} leader={}", p.leo(), p.is_leader()));
-            partitions.insert(tp, p);
+    /// A broker with no partitions yet: it learns them from the metadata log.
+    pub fn open(me: BrokerId, config: BrokerConfig, storage: Rc<dyn Storage>, trace: Tracer) -> BrokerCore {
+        BrokerCore {
+            me,
+            config,
+            metadata: ClusterMetadata::default(),
+            partitions: BTreeMap::new(),
+            purgatory: Purgatory::default(),
+            trace,
+            storage,
+            alter_outbox: Vec::new(),
+            epoch_queries: Vec::new(),
         }
-        Ok(BrokerCore { me, config, metadata, partitions, purgatory: Purgatory::default(), trace })
+    }
+
+    /// Applies what the metadata log now says: opens new partitions, changes roles when the
+    /// leader or its epoch changed, and follows ISR changes.
+    pub fn apply_metadata(&mut self, now_ms: u64, metadata: ClusterMetadata) -> Result<(), LogError> {
+        for (tp, a) in metadata.partitions_of(self.me) {
+            if !self.partitions.contains_key(&tp) {
+                let p = Partition::open(self.storage.clone(), tp.clone(), a.replicas.clone(), self.config.log.clone())?;
+                self.trace.emit(|| format!("open {tp} leo={}", p.leo()));
+                self.partitions.insert(tp.clone(), p);
+            }
+            self.reconcile(now_ms, &tp, &a)?;
+        }
+        self.metadata = metadata;
+        Ok(())
+    }
+
+    fn reconcile(&mut self, now_ms: u64, tp: &TopicPartition, a: &PartitionAssignment) -> Result<(), LogError> {
+        let me = self.me;
+        let truncate_to_hw = self.config.truncate_to_hw_on_become_follower;
+        let p = self.partitions.get_mut(tp).expect("opened above");
+        let new_epoch = a.leader_epoch != p.leader_epoch;
+        match (a.leader == Some(me), p.is_leader()) {
+            (true, was) if new_epoch || !was => {
+                p.become_leader(me, a, now_ms)?;
+                self.trace.emit(|| format!("become-leader {tp} epoch={} leo={} isr={:?}", a.leader_epoch, p.leo(), ids(&a.isr)));
+            }
+            (false, was) if new_epoch || was => {
+                p.become_follower(a, truncate_to_hw)?;
+                self.trace.emit(|| format!("become-follower {tp} epoch={} leader={:?} leo={}", a.leader_epoch, a.leader.map(|b| b.0), p.leo()));
+            }
+            (true, _) if a.partition_epoch != p.partition_epoch => {
+                p.partition_epoch = a.partition_epoch;
+                let state = p.leader_state().expect("leader");
+                let old = state.isr.clone();
+                state.set_isr(a.isr.clone());
+                state.pending_isr = None;
+                self.trace.emit(|| format!("isr {tp} {:?} -> {:?}", ids(&old), ids(&a.isr)));
+            }
+            (true, _) => {}
+            (false, _) => p.partition_epoch = a.partition_epoch,
+        }
+        Ok(())
+    }
+
+    /// ISR changes to send to the controller.
+    pub fn poll_alter_partitions(&mut self) -> Vec<AlterIsr> {
+        std::mem::take(&mut self.alter_outbox)
+    }
+
+    /// The controller refused or lost an ISR change: forget it, so the next tick may try again.
+    pub fn on_alter_partition_failed(&mut self, tp: &TopicPartition) {
+        if let Some(state) = self.partitions.get_mut(tp).and_then(|p| p.leader_state()) {
+            state.pending_isr = None;
+        }
     }
 
     pub fn id(&self) -> BrokerId {
@@ -89,6 +156,7 @@ impl BrokerCore {
             RequestKind::ApiVersions(_) => reply(ctx, ResponseKind::ApiVersions(api_versions_response(0))),
             RequestKind::Metadata(r) => reply(ctx, ResponseKind::Metadata(self.handle_metadata(&r))),
             RequestKind::ListOffsets(r) => reply(ctx, ResponseKind::ListOffsets(self.handle_list_offsets(&r, ctx.version))),
+            RequestKind::OffsetForLeaderEpoch(r) => reply(ctx, ResponseKind::OffsetForLeaderEpoch(self.handle_offset_for_leader_epoch(&r))),
             RequestKind::Produce(r) => self.handle_produce(now_ms, ctx, r),
             RequestKind::Fetch(r) => self.handle_fetch(now_ms, ctx, r),
             other => Handled::Close(format!("{} is not served", other_name(&other))),
@@ -146,36 +214,42 @@ impl BrokerCore {
         self.partitions.values().map(Partition::snapshot).collect()
     }
 
-    /// Drops followers that fell behind (§1.4), on the ticker.
+    /// Proposes dropping followers that fell behind (§1.4), on the ticker.
     pub(super) fn maybe_shrink_isr(&mut self, now_ms: u64, tp: &TopicPartition) {
         let rules = self.config.replication_rules();
         let Some(p) = self.partitions.get_mut(tp) else { return };
         let leo = p.leo();
-        let Role::Leader(state) = &mut p.role else { return };
+        let Role::Leader(state) = &p.role else { return };
         let shrink = state.shrink_candidates(now_ms, leo, &rules);
         if shrink.is_empty() {
             return;
         }
         let isr: Vec<BrokerId> = state.isr.iter().filter(|r| !shrink.contains(r)).copied().collect();
-        let old = std::mem::replace(&mut state.isr, isr.clone());
-        self.trace.emit(|| format!("isr {tp} {:?} -> {:?}", ids(&old), ids(&isr)));
+        self.propose_isr(tp, isr);
     }
 
-    /// Lets `follower` back into the ISR once its fetch shows it caught up (§1.4). Only a
-    /// fetch can show that: what we last knew of a dead follower proves nothing.
+    /// Proposes letting `follower` back into the ISR once its fetch shows it caught up
+    /// (§1.4). Only a fetch can show that: what we last knew of a dead follower proves nothing.
     pub(super) fn maybe_expand_isr(&mut self, tp: &TopicPartition, follower: BrokerId) {
         let ignore_start = self.config.isr_join_ignores_epoch_start_offset;
         let Some(p) = self.partitions.get_mut(tp) else { return };
-        let Role::Leader(state) = &mut p.role else { return };
+        let Role::Leader(state) = &p.role else { return };
         if !state.expand_candidates(ignore_start).contains(&follower) {
             return;
         }
         let mut isr = state.isr.clone();
         isr.push(follower);
         isr.sort();
-        let old = std::mem::take(&mut state.isr);
-        state.set_isr(isr.clone());
-        self.trace.emit(|| format!("isr {tp} {:?} -> {:?}", ids(&old), ids(&isr)));
+        self.propose_isr(tp, isr);
+    }
+
+    fn propose_isr(&mut self, tp: &TopicPartition, isr: Vec<BrokerId>) {
+        let p = self.partitions.get_mut(tp).expect("caller checked");
+        let (leader_epoch, partition_epoch) = (p.leader_epoch, p.partition_epoch);
+        let state = p.leader_state().expect("caller checked");
+        self.trace.emit(|| format!("propose-isr {tp} {:?} -> {:?}", ids(&state.isr), ids(&isr)));
+        state.pending_isr = Some(isr.clone());
+        self.alter_outbox.push(AlterIsr { tp: tp.clone(), leader_epoch, partition_epoch, new_isr: isr });
     }
 
     pub(super) fn maybe_advance_hw(&mut self, now_ms: u64, tp: &TopicPartition) {

@@ -4,11 +4,13 @@
 
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::fetch_request::FetchPartition;
+use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
 
 use crate::ids::{BrokerId, TopicPartition};
 use crate::log::split_batches;
+use crate::replication::diverging_epoch;
 
 use super::core::{reply, BrokerCore, Handled, RequestCtx};
 use super::purgatory::{ParkedFetch, ParkedOp};
@@ -41,9 +43,12 @@ impl BrokerCore {
                 let tp = TopicPartition::new(t.topic.as_str(), fp.partition);
                 let Some(p) = self.partitions.get_mut(&tp) else { continue };
                 let leo = p.leo();
-                // Kafka rejects an out-of-range fetch before it updates follower state: a
-                // follower ahead of a restarted leader holds data the leader does not.
-                if fp.fetch_offset > leo || fp.fetch_offset < p.log.log_start_offset() {
+                // Kafka rejects an out-of-range, fenced or diverging fetch before it updates
+                // follower state: such a follower holds data the leader does not.
+                if fp.fetch_offset > leo || fp.fetch_offset < p.log.log_start_offset() || epoch_error(p.leader_epoch, fp.current_leader_epoch).is_some() {
+                    continue;
+                }
+                if fp.last_fetched_epoch >= 0 && diverging_epoch(p.epochs.entries(), leo, fp.last_fetched_epoch, fp.fetch_offset).is_some() {
                     continue;
                 }
                 if let Some(state) = p.leader_state() {
@@ -67,7 +72,7 @@ impl BrokerCore {
             for fp in &t.partitions {
                 let tp = TopicPartition::new(t.topic.as_str(), fp.partition);
                 let budget = usize::try_from(fp.partition_max_bytes.max(1)).unwrap_or(1).min(max_total.saturating_sub(total).max(1));
-                let pd = self.fetch_partition(&tp, fp.fetch_offset, budget, from_replica);
+                let pd = self.fetch_partition(&tp, fp, budget, from_replica);
                 errors |= pd.error_code != 0;
                 total += pd.records.as_ref().map_or(0, Bytes::len);
                 parts.push(pd);
@@ -77,16 +82,25 @@ impl BrokerCore {
         (FetchResponse::default().with_responses(responses), total, errors)
     }
 
-    fn fetch_partition(&self, tp: &TopicPartition, offset: i64, max_bytes: usize, from_replica: bool) -> PartitionData {
+    fn fetch_partition(&self, tp: &TopicPartition, fp: &FetchPartition, max_bytes: usize, from_replica: bool) -> PartitionData {
+        let offset = fp.fetch_offset;
         let pd = PartitionData::default().with_partition_index(tp.partition).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1);
         let Some(p) = self.partitions.get(tp) else {
             return pd.with_error_code(ResponseError::UnknownTopicOrPartition.code());
         };
+        if let Some(err) = epoch_error(p.leader_epoch, fp.current_leader_epoch) {
+            return pd.with_error_code(err.code());
+        }
         if !p.is_leader() {
             return pd.with_error_code(ResponseError::NotLeaderOrFollower.code());
         }
         let (start, leo, hw) = (p.log.log_start_offset(), p.leo(), p.hw());
         let pd = pd.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(start).with_aborted_transactions(Some(Vec::new()));
+        if from_replica && fp.last_fetched_epoch >= 0 {
+            if let Some((epoch, end)) = diverging_epoch(p.epochs.entries(), leo, fp.last_fetched_epoch, offset) {
+                return pd.with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end)).with_records(Some(Bytes::new()));
+            }
+        }
         if offset < start || offset > leo {
             return pd.with_error_code(ResponseError::OffsetOutOfRange.code());
         }
@@ -101,6 +115,17 @@ impl BrokerCore {
                 pd.with_error_code(ResponseError::KafkaStorageError.code())
             }
         }
+    }
+}
+
+/// KIP-320: a request from an older leader epoch is fenced; one from a newer epoch than ours
+/// means we have not heard of it yet. -1 means the client does not say.
+pub(super) fn epoch_error(ours: i32, theirs: i32) -> Option<ResponseError> {
+    match theirs {
+        t if t < 0 => None,
+        t if t < ours => Some(ResponseError::FencedLeaderEpoch),
+        t if t > ours => Some(ResponseError::UnknownLeaderEpoch),
+        _ => None,
     }
 }
 

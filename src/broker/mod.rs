@@ -3,11 +3,12 @@
 //! `core` is sans-IO: frames in, frames out, time as an argument, parked requests as data.
 //! `node` is the thin async shell shared by the simulator and `stormlog serve`: it accepts
 //! connections, moves bytes, runs the replica fetchers and sleeps until the next deadline.
-//! Until the controller lands, leadership is static: the first replica of each assignment
-//! leads at epoch 0, and the leader alone decides ISR changes.
+//! Brokers learn partitions, leaders and ISRs from the controller's metadata log; a leader
+//! proposes ISR changes to the controller (AlterPartition) and adopts them once committed.
 
 mod admin;
 mod config;
+mod controller_link;
 mod core;
 mod fetch;
 mod metadata;
@@ -17,8 +18,8 @@ mod produce;
 mod purgatory;
 mod replica_fetcher;
 
-pub use self::core::{BrokerCore, Handled};
+pub use self::core::{AlterIsr, BrokerCore, Handled};
 pub use config::BrokerConfig;
 pub use metadata::{BrokerAddress, ClusterMetadata, PartitionAssignment};
-pub use node::{run_broker, BrokerEnv};
+pub use node::{run_broker, BrokerEnv, SnapshotProbe};
 pub use partition::PartitionSnapshot;

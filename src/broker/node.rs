@@ -1,8 +1,9 @@
-//! The broker's async shell: the same code under both simulators and real tokio. It accepts
-//! connections, hands frames to the core, writes answers, runs one replica fetcher per leader
-//! and a ticker. It holds no protocol logic of its own.
+//! The broker's async shell: the same code under both simulators and real tokio. It registers
+//! with the controller and heartbeats, follows the metadata log, serves connections, runs one
+//! replica fetcher per leader it follows and a ticker. It holds no protocol logic of its own.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::collections::BTreeSet;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -11,57 +12,99 @@ use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
+use uuid::Uuid;
 
 use crate::client::{list_offset, ClientError, Connection, LATEST_TIMESTAMP};
+use crate::controller::{decode, MetadataImage};
 use crate::ids::{BrokerId, TopicPartition};
 use crate::observe::Tracer;
 use crate::protocol::{FrameDecoder, REQUEST_BYTES_MAX};
-use crate::seam::{BoxStream, Network, Storage};
+use crate::seam::{BoxStream, Entropy, Network, Storage};
 
 use super::config::BrokerConfig;
+use super::controller_link::{self, ControllerLink};
 use super::core::{BrokerCore, Handled};
-use super::metadata::ClusterMetadata;
-use super::replica_fetcher::REPLICA_FETCH_VERSION;
+use super::metadata::{BrokerAddress, ClusterMetadata};
+use super::replica_fetcher::{offset_for_leader_epoch_request, REPLICA_FETCH_VERSION};
 
 /// Everything a broker process is started with.
 pub struct BrokerEnv {
     pub id: BrokerId,
     /// The address to bind, e.g. `0.0.0.0:9092`.
     pub listen: String,
+    /// The address clients and other brokers reach it at.
+    pub advertised: BrokerAddress,
+    pub cluster_id: String,
+    /// Controller addresses (`host:port`).
+    pub controllers: Vec<String>,
     pub config: BrokerConfig,
-    pub metadata: ClusterMetadata,
     pub net: Rc<dyn Network>,
     pub storage: Rc<dyn Storage>,
+    pub entropy: Entropy,
     pub trace: Tracer,
+    /// Receives the partitions' state after every metadata change and tick (white-box checks).
+    pub probe: Option<SnapshotProbe>,
 }
 
+/// Where a broker reports its partitions' state for observers.
+pub type SnapshotProbe = Rc<dyn Fn(&[super::partition::PartitionSnapshot])>;
+
 /// Shared between the broker's tasks (all on one thread).
-struct Shared {
-    core: RefCell<BrokerCore>,
+pub(super) struct Shared {
+    pub core: RefCell<BrokerCore>,
     /// Woken after every change to the core, so parked requests re-check.
-    changed: Notify,
-    started: Instant,
-    net: Rc<dyn Network>,
-    metadata: ClusterMetadata,
+    pub changed: Notify,
+    pub started: Instant,
+    pub net: Rc<dyn Network>,
+    pub id: BrokerId,
+    pub advertised: BrokerAddress,
+    pub cluster_id: String,
+    pub controllers: Vec<String>,
+    pub incarnation: Uuid,
+    pub broker_epoch: Cell<i64>,
+    /// The last metadata record offset this broker has replayed.
+    pub metadata_offset: Cell<i64>,
+    fetchers: RefCell<BTreeSet<BrokerId>>,
+    pub trace: Tracer,
+    probe: Option<SnapshotProbe>,
 }
 
 impl Shared {
-    fn now_ms(&self) -> u64 {
+    pub fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn report(&self) {
+        if let Some(probe) = &self.probe {
+            probe(&self.core.borrow().snapshots());
+        }
     }
 }
 
 /// Runs a broker until its listener fails. Must run inside a `LocalSet`.
-pub async fn run_broker(env: BrokerEnv) -> io::Result<()> {
+pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
     let started = Instant::now();
-    let core = BrokerCore::open(env.id, env.config, env.metadata.clone(), env.storage, env.trace, 0)
-        .map_err(|e| io::Error::other(e.to_string()))?;
+    let core = BrokerCore::open(env.id, env.config.clone(), env.storage, env.trace.clone());
     let mut listener = env.net.bind(&env.listen).await?;
-    let shared = Rc::new(Shared { core: RefCell::new(core), changed: Notify::new(), started, net: env.net, metadata: env.metadata });
-    let leaders = shared.core.borrow().fetch_leaders();
-    for leader in leaders {
-        tokio::task::spawn_local(fetcher(shared.clone(), leader));
-    }
+    let incarnation = Uuid::from_u64_pair(env.entropy.next_u64(), env.entropy.next_u64());
+    let shared = Rc::new(Shared {
+        core: RefCell::new(core),
+        changed: Notify::new(),
+        started,
+        net: env.net,
+        id: env.id,
+        advertised: env.advertised,
+        cluster_id: env.cluster_id,
+        controllers: env.controllers,
+        incarnation,
+        broker_epoch: Cell::new(-1),
+        metadata_offset: Cell::new(-1),
+        fetchers: RefCell::new(BTreeSet::new()),
+        trace: env.trace,
+        probe: env.probe,
+    });
+    tokio::task::spawn_local(controller_link::lifecycle(shared.clone(), env.config.heartbeat_interval_ms));
+    tokio::task::spawn_local(follow_metadata(shared.clone()));
     tokio::task::spawn_local(ticker(shared.clone()));
     loop {
         let (stream, _peer) = listener.accept().await?;
@@ -69,18 +112,70 @@ pub async fn run_broker(env: BrokerEnv) -> io::Result<()> {
     }
 }
 
-async fn ticker(shared: Rc<Shared>) {
-    let interval = Duration::from_millis(shared.core.borrow().tick_interval_ms());
+/// Reads the metadata log from the controller and applies it, as a KRaft observer.
+async fn follow_metadata(sh: Rc<Shared>) {
+    let mut link = ControllerLink::new(&sh);
+    let mut image = MetadataImage::default();
+    let mut next = 0i64;
+    loop {
+        let entries = match link.fetch_metadata(&sh, next).await {
+            Ok(e) => e,
+            Err(_) => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        if entries.is_empty() {
+            continue;
+        }
+        for e in &entries {
+            if e.offset < next {
+                continue;
+            }
+            if !e.payload.is_empty() {
+                let record = decode(&e.payload).unwrap_or_else(|err| panic!("metadata record {} does not decode: {err}", e.offset));
+                image.replay(e.offset, &record);
+            }
+            next = e.offset + 1;
+        }
+        sh.metadata_offset.set(next - 1);
+        let metadata = ClusterMetadata::from_image(&sh.cluster_id, &image);
+        let applied = sh.core.borrow_mut().apply_metadata(sh.now_ms(), metadata);
+        if let Err(e) = applied {
+            sh.trace.emit(|| format!("apply-metadata-failed {e}"));
+        }
+        start_fetchers(&sh);
+        sh.report();
+        sh.changed.notify_waiters();
+    }
+}
+
+fn start_fetchers(sh: &Rc<Shared>) {
+    let leaders = sh.core.borrow().fetch_leaders();
+    for leader in leaders {
+        if sh.fetchers.borrow_mut().insert(leader) {
+            tokio::task::spawn_local(fetcher(sh.clone(), leader));
+        }
+    }
+}
+
+async fn ticker(sh: Rc<Shared>) {
+    let interval = Duration::from_millis(sh.core.borrow().tick_interval_ms().min(500));
     loop {
         tokio::time::sleep(interval).await;
-        shared.core.borrow_mut().tick(shared.now_ms());
-        shared.changed.notify_waiters();
+        sh.core.borrow_mut().tick(sh.now_ms());
+        let alters = sh.core.borrow_mut().poll_alter_partitions();
+        if !alters.is_empty() {
+            tokio::task::spawn_local(controller_link::alter_partitions(sh.clone(), alters));
+        }
+        sh.report();
+        sh.changed.notify_waiters();
     }
 }
 
 /// Reads frames, answers them in order; a parked request holds the connection (as Kafka mutes
 /// a channel while a request is in flight).
-async fn serve_connection(shared: Rc<Shared>, mut stream: BoxStream) {
+async fn serve_connection(sh: Rc<Shared>, mut stream: BoxStream) {
     let mut decoder = FrameDecoder::new(REQUEST_BYTES_MAX);
     let mut buf = vec![0u8; 64 * 1024];
     loop {
@@ -95,13 +190,17 @@ async fn serve_connection(shared: Rc<Shared>, mut stream: BoxStream) {
             },
             Err(_) => return,
         };
-        let handled = shared.core.borrow_mut().handle_frame(shared.now_ms(), frame);
-        shared.changed.notify_waiters();
+        let handled = sh.core.borrow_mut().handle_frame(sh.now_ms(), frame);
+        let alters = sh.core.borrow_mut().poll_alter_partitions();
+        if !alters.is_empty() {
+            tokio::task::spawn_local(controller_link::alter_partitions(sh.clone(), alters));
+        }
+        sh.changed.notify_waiters();
         let answer = match handled {
             Handled::Reply(b) => b,
             Handled::NoReply => continue,
             Handled::Close(_) => return,
-            Handled::Parked { id, deadline_ms } => wait_parked(&shared, id, deadline_ms).await,
+            Handled::Parked { id, deadline_ms } => wait_parked(&sh, id, deadline_ms).await,
         };
         if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
             return;
@@ -109,12 +208,12 @@ async fn serve_connection(shared: Rc<Shared>, mut stream: BoxStream) {
     }
 }
 
-async fn wait_parked(shared: &Shared, id: u64, deadline_ms: u64) -> bytes::Bytes {
-    let deadline = shared.started + Duration::from_millis(deadline_ms);
+async fn wait_parked(sh: &Shared, id: u64, deadline_ms: u64) -> bytes::Bytes {
+    let deadline = sh.started + Duration::from_millis(deadline_ms);
     loop {
         // Registered before the check, so a change between the two is not missed.
-        let changed = shared.changed.notified();
-        if let Some(answer) = shared.core.borrow_mut().poll_parked(id, shared.now_ms()) {
+        let changed = sh.changed.notified();
+        if let Some(answer) = sh.core.borrow_mut().poll_parked(id, sh.now_ms()) {
             return answer;
         }
         tokio::select! {
@@ -125,37 +224,61 @@ async fn wait_parked(shared: &Shared, id: u64, deadline_ms: u64) -> bytes::Bytes
     }
 }
 
-/// Replicates every partition led by `leader`: fetch, append, repeat; reconnect on failure.
-async fn fetcher(shared: Rc<Shared>, leader: BrokerId) {
-    let client_id = format!("replica-fetcher-{}", shared.core.borrow().id().0);
-    let Some(addr) = shared.metadata.brokers.get(&leader).map(|a| a.addr()) else { return };
-    let timeout = shared.core.borrow().config.replica_socket_timeout_ms;
-    loop {
-        if let Ok(mut conn) = Connection::connect(shared.net.as_ref(), &addr, &client_id, timeout).await {
-            while fetch_once(&shared, &mut conn, leader, timeout).await.is_ok() {}
+/// Replicates every partition led by `leader`: fetch, append, repeat; reconnect on failure;
+/// ends when no partition we follow is led by it any more.
+async fn fetcher(sh: Rc<Shared>, leader: BrokerId) {
+    let client_id = format!("replica-fetcher-{}", sh.id.0);
+    let timeout = sh.core.borrow().config.replica_socket_timeout_ms;
+    while sh.core.borrow().fetch_leaders().contains(&leader) {
+        let addr = sh.core.borrow().metadata.brokers.get(&leader).map(BrokerAddress::addr);
+        if let Some(addr) = addr {
+            if let Ok(mut conn) = Connection::connect(sh.net.as_ref(), &addr, &client_id, timeout).await {
+                while sh.core.borrow().fetch_leaders().contains(&leader) && fetch_once(&sh, &mut conn, leader, timeout).await.is_ok() {}
+            }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    sh.fetchers.borrow_mut().remove(&leader);
 }
 
-async fn fetch_once(shared: &Shared, conn: &mut Connection, leader: BrokerId, timeout: u64) -> Result<(), ClientError> {
-    let req = shared.core.borrow().replica_fetch_request(leader);
+async fn fetch_once(sh: &Shared, conn: &mut Connection, leader: BrokerId, timeout: u64) -> Result<(), ClientError> {
+    let req = sh.core.borrow().replica_fetch_request(leader);
     let wait = u64::try_from(req.max_wait_ms).unwrap_or(0);
     let resp = conn.request(ApiKey::Fetch, REPLICA_FETCH_VERSION, RequestKind::Fetch(req), timeout + wait).await?;
     let ResponseKind::Fetch(resp) = resp else {
         return Err(ClientError::Protocol("expected a Fetch response".into()));
     };
-    let out_of_range = shared.core.borrow_mut().handle_replica_fetch_response(&resp);
-    shared.changed.notify_waiters();
+    let out_of_range = sh.core.borrow_mut().handle_replica_fetch_response(&resp);
+    sh.changed.notify_waiters();
     for tp in out_of_range {
-        let end = leader_log_end(shared, conn, &tp, timeout).await?;
-        shared.core.borrow_mut().truncate_follower(&tp, end);
+        let end = list_offset(conn, &tp, LATEST_TIMESTAMP, sh.id.0, 0, timeout).await?;
+        sh.core.borrow_mut().truncate_follower(&tp, end);
+    }
+    // KIP-279: walk back epoch by epoch until the logs agree (bounded: epochs only go down).
+    for _ in 0..64 {
+        let queries = sh.core.borrow_mut().poll_epoch_queries();
+        if queries.is_empty() {
+            break;
+        }
+        for (tp, epoch) in queries {
+            let answer = epoch_end_offset(sh, conn, &tp, epoch, timeout).await?;
+            sh.core.borrow_mut().on_diverging_epoch(&tp, answer);
+        }
     }
     Ok(())
 }
 
-/// Asks the leader for its log end offset (ListOffsets latest, as a replica).
-async fn leader_log_end(shared: &Shared, conn: &mut Connection, tp: &TopicPartition, timeout: u64) -> Result<i64, ClientError> {
-    let me = shared.core.borrow().id();
-    list_offset(conn, tp, LATEST_TIMESTAMP, me.0, 0, timeout).await
+/// Asks the leader where `epoch` ends in its log (OffsetForLeaderEpoch).
+async fn epoch_end_offset(sh: &Shared, conn: &mut Connection, tp: &TopicPartition, epoch: i32, timeout: u64) -> Result<(i32, i64), ClientError> {
+    let current = sh.core.borrow().partitions.get(tp).map_or(-1, |p| p.leader_epoch);
+    let req = offset_for_leader_epoch_request(sh.id, tp, current, epoch);
+    let ResponseKind::OffsetForLeaderEpoch(resp) = conn.request(ApiKey::OffsetForLeaderEpoch, 3, req, timeout).await? else {
+        return Err(ClientError::Protocol("expected an OffsetForLeaderEpoch response".into()));
+    };
+    resp.topics
+        .iter()
+        .flat_map(|t| t.partitions.iter())
+        .find(|p| p.partition == tp.partition && p.error_code == 0)
+        .map(|p| (p.leader_epoch, p.end_offset))
+        .ok_or_else(|| ClientError::Protocol(format!("no epoch end offset for {tp}")))
 }

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{BrokerId as WireBrokerId, FetchRequest, FetchResp
 use kafka_protocol::protocol::StrBytes;
 
 use crate::ids::{BrokerId, TopicPartition};
+use crate::replication::{follower_truncation, TruncationRules, TruncationStep};
 
 use super::core::BrokerCore;
 use super::partition::Role;
@@ -21,7 +22,7 @@ impl BrokerCore {
             .partitions
             .values()
             .filter_map(|p| match p.role {
-                Role::Follower { leader, .. } => Some(leader),
+                Role::Follower { leader, .. } => leader,
                 Role::Leader(_) => None,
             })
             .collect();
@@ -34,14 +35,16 @@ impl BrokerCore {
     pub fn replica_fetch_request(&self, leader: BrokerId) -> FetchRequest {
         let mut topics: Vec<FetchTopic> = Vec::new();
         for p in self.partitions.values() {
-            if !matches!(p.role, Role::Follower { leader: l, .. } if l == leader) {
+            if !matches!(p.role, Role::Follower { leader: Some(l), .. } if l == leader) {
                 continue;
             }
+            // Before KIP-101 followers sent no epoch, so leaders could not detect divergence.
+            let last_fetched_epoch = if self.config.truncate_to_hw_on_become_follower { -1 } else { p.epochs.latest_epoch().unwrap_or(-1) };
             let fp = FetchPartition::default()
                 .with_partition(p.tp.partition)
                 .with_current_leader_epoch(p.leader_epoch)
                 .with_fetch_offset(p.leo())
-                .with_last_fetched_epoch(-1)
+                .with_last_fetched_epoch(last_fetched_epoch)
                 .with_log_start_offset(p.log.log_start_offset())
                 .with_partition_max_bytes(i32::try_from(self.config.replica_fetch_max_bytes).unwrap_or(i32::MAX));
             match topics.last_mut() {
@@ -66,6 +69,7 @@ impl BrokerCore {
             for pd in &t.partitions {
                 let tp = TopicPartition::new(t.topic.as_str(), pd.partition_index);
                 match ResponseError::try_from_code(pd.error_code) {
+                    None if pd.diverging_epoch.epoch >= 0 => self.on_diverging_epoch(&tp, (pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)),
                     None => self.append_from_leader(&tp, pd.records.as_deref().unwrap_or(&[]), pd.high_watermark),
                     Some(ResponseError::OffsetOutOfRange) => out_of_range.push(tp),
                     Some(e) => self.trace.emit(|| format!("replica-fetch-error {tp} {e:?}")),
@@ -78,7 +82,7 @@ impl BrokerCore {
     fn append_from_leader(&mut self, tp: &TopicPartition, records: &[u8], leader_hw: i64) {
         let Some(p) = self.partitions.get_mut(tp) else { return };
         if !records.is_empty() {
-            match p.log.append_as_follower(records) {
+            match p.append_as_follower(records) {
                 Ok(info) => self.trace.emit(|| format!("replicate {tp} {}..={}", info.first_offset, info.last_offset)),
                 Err(e) => {
                     self.trace.emit(|| format!("replicate-failed {tp} {e}"));
@@ -97,20 +101,52 @@ impl BrokerCore {
         }
     }
 
-    /// Cuts a follower's log to the leader's end after OFFSET_OUT_OF_RANGE: the legacy rule,
-    /// which can silently lose or diverge data (it is what leader epochs replaced).
+    /// The leader says our log diverges from its own at `answer` = (epoch, end offset): take
+    /// one truncation step (KAFKA.md §1.6); an iterative step asks the leader again.
+    pub fn on_diverging_epoch(&mut self, tp: &TopicPartition, answer: (i32, i64)) {
+        let rules = TruncationRules { single_step: self.config.single_step_epoch_truncation };
+        let Some(p) = self.partitions.get_mut(tp) else { return };
+        let (to, ask) = match follower_truncation(p.epochs.entries(), p.leo(), answer, rules) {
+            TruncationStep::TruncateTo(o) => (o, None),
+            TruncationStep::TruncateAndAskAgain { truncate_to, epoch } => (truncate_to, Some(epoch)),
+            TruncationStep::FallBackToHighWatermark => (p.hw(), None),
+        };
+        let leo = p.leo();
+        match p.truncate_to(to) {
+            Ok(()) => self.trace.emit(|| format!("truncate {tp} {leo} -> {} (diverging epoch {} end {})", p.leo(), answer.0, answer.1)),
+            Err(e) => self.trace.emit(|| format!("truncate-failed {tp} {e}")),
+        }
+        if let Some(epoch) = ask {
+            self.epoch_queries.push((tp.clone(), epoch));
+        }
+    }
+
+    /// OffsetForLeaderEpoch questions the fetcher should ask `leader` before fetching again.
+    pub fn poll_epoch_queries(&mut self) -> Vec<(TopicPartition, i32)> {
+        std::mem::take(&mut self.epoch_queries)
+    }
+
+    /// Cuts a follower's log to the leader's end after OFFSET_OUT_OF_RANGE (a follower ahead of
+    /// its leader, after an unclean election or with epochs off): Kafka's rule, which keeps
+    /// the logs apart when the offsets below were also rewritten.
     pub fn truncate_follower(&mut self, tp: &TopicPartition, leader_end: i64) {
         let Some(p) = self.partitions.get_mut(tp) else { return };
         let leo = p.leo();
         if leader_end >= leo {
             return;
         }
-        match p.log.truncate_to(leader_end) {
-            Ok(()) => self.trace.emit(|| format!("truncate {tp} {leo} -> {}", leader_end)),
+        match p.truncate_to(leader_end) {
+            Ok(()) => self.trace.emit(|| format!("truncate {tp} {leo} -> {} (out of range)", p.leo())),
             Err(e) => self.trace.emit(|| format!("truncate-failed {tp} {e}")),
         }
-        if let Role::Follower { hw, .. } = &mut p.role {
-            *hw = (*hw).min(leader_end);
-        }
     }
+}
+
+/// The OffsetForLeaderEpoch question a follower asks its leader for one partition.
+pub(super) fn offset_for_leader_epoch_request(me: BrokerId, tp: &TopicPartition, current_leader_epoch: i32, epoch: i32) -> kafka_protocol::messages::RequestKind {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
+    use kafka_protocol::messages::OffsetForLeaderEpochRequest;
+    let partition = OffsetForLeaderPartition::default().with_partition(tp.partition).with_current_leader_epoch(current_leader_epoch).with_leader_epoch(epoch);
+    let topic = OffsetForLeaderTopic::default().with_topic(TopicName(StrBytes::from_string(tp.topic.clone()))).with_partitions(vec![partition]);
+    kafka_protocol::messages::RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_replica_id(WireBrokerId(me.0)).with_topics(vec![topic]))
 }

@@ -95,7 +95,15 @@ impl Consumer {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for (leader, tps) in self.by_leader() {
+        let by_leader = self.by_leader();
+        // A topic the brokers do not know yet, or a partition without a known leader, needs
+        // fresh metadata (Kafka's client refreshes on exactly this), or the consumer would
+        // never learn where to read it.
+        let unknown_topic = self.metadata.as_ref().is_some_and(|m| self.topics.iter().any(|t| m.partitions(t).is_none()));
+        if unknown_topic || by_leader.values().map(Vec::len).sum::<usize>() < self.positions.len() {
+            self.metadata = None;
+        }
+        for (leader, tps) in by_leader {
             let wait = if out.is_empty() { self.config.fetch_max_wait_ms } else { 0 };
             if self.fetch_from(leader, &tps, wait, &mut out).await.is_err() {
                 self.conns.remove(&leader);

@@ -7,7 +7,7 @@ use kafka_protocol::protocol::{
     StrBytes,
 };
 
-use super::versions::supported_range;
+use super::versions::{supported_range_in, ApiTable, SUPPORTED_APIS};
 
 /// Why a frame could not be turned into a request or response.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +45,13 @@ pub struct DecodedRequest {
     pub body: RequestKind,
 }
 
-/// Decodes one request frame (without its size prefix).
+/// Decodes one request frame (without its size prefix) for a broker.
 pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, WireError> {
+    decode_request_for(frame, SUPPORTED_APIS)
+}
+
+/// Decodes one request frame against a node's own API table.
+pub fn decode_request_for(frame: Bytes, apis: ApiTable) -> Result<DecodedRequest, WireError> {
     if frame.len() < 8 {
         return Err(WireError::Truncated);
     }
@@ -54,7 +59,7 @@ pub fn decode_request(frame: Bytes) -> Result<DecodedRequest, WireError> {
     let version = i16::from_be_bytes([frame[2], frame[3]]);
     let correlation_id = i32::from_be_bytes([frame[4], frame[5], frame[6], frame[7]]);
     let api_key = ApiKey::try_from(key_raw).map_err(|_| WireError::UnsupportedApi(key_raw))?;
-    let (lo, hi) = supported_range(api_key).ok_or(WireError::UnsupportedApi(key_raw))?;
+    let (lo, hi) = supported_range_in(apis, api_key).ok_or(WireError::UnsupportedApi(key_raw))?;
     if version < lo || version > hi {
         return Err(WireError::UnsupportedVersion { api_key: key_raw, version, correlation_id });
     }

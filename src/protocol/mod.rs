@@ -8,7 +8,9 @@ mod frame;
 mod versions;
 
 pub use codec::{
-    decode_request, decode_response, encode_request, encode_response, DecodedRequest, WireError,
+    decode_request, decode_request_for, decode_response, encode_request, encode_response, DecodedRequest, WireError,
 };
 pub use frame::{FrameDecoder, FrameError, REQUEST_BYTES_MAX};
-pub use versions::{api_versions_response, supported_range, SUPPORTED_APIS};
+pub use versions::{
+    api_versions_response, api_versions_response_for, supported_range, supported_range_in, ApiTable, CONTROLLER_APIS, SUPPORTED_APIS,
+};

@@ -33,6 +33,9 @@ pub struct LeaderState {
     /// The leader's LEO when it became leader: a replica must reach it to join the ISR
     /// (KAFKA-7128).
     pub epoch_start_offset: i64,
+    /// An ISR change sent to the controller and not yet in the metadata log (KIP-497). While
+    /// it is pending, the HW counts the larger of the two sets (the "maximal ISR").
+    pub pending_isr: Option<Vec<BrokerId>>,
     followers: BTreeMap<BrokerId, FollowerProgress>,
 }
 
@@ -49,7 +52,7 @@ impl LeaderState {
                 (*r, FollowerProgress { last_caught_up_ms: caught_up, ..Default::default() })
             })
             .collect();
-        LeaderState { me, replicas, isr, hw, epoch_start_offset: leo, followers }
+        LeaderState { me, replicas, isr, hw, epoch_start_offset: leo, pending_isr: None, followers }
     }
 
     pub fn follower(&self, id: BrokerId) -> Option<&FollowerProgress> {
@@ -73,8 +76,17 @@ impl LeaderState {
         p.leo == leader_leo || now_ms.saturating_sub(p.last_caught_up_ms) <= rules.lag_time_max_ms
     }
 
+    /// Whether `id` counts for the HW: in the ISR or joining it.
+    pub fn in_maximal_isr(&self, id: BrokerId) -> bool {
+        self.isr.contains(&id) || self.pending_isr.as_ref().is_some_and(|p| p.contains(&id))
+    }
+
     /// Followers to drop from the ISR: neither at our LEO nor caught up within the lag bound.
+    /// None while a change is pending, as in Kafka.
     pub fn shrink_candidates(&self, now_ms: u64, leader_leo: i64, rules: &ReplicationRules) -> Vec<BrokerId> {
+        if self.pending_isr.is_some() {
+            return Vec::new();
+        }
         self.isr
             .iter()
             .filter(|r| **r != self.me)
@@ -89,6 +101,9 @@ impl LeaderState {
     /// Followers that may join the ISR: LEO at or past both the HW and the epoch start offset,
     /// unless the `isr_join_ignores_epoch_start_offset` switch restores the old rule.
     pub fn expand_candidates(&self, ignore_epoch_start: bool) -> Vec<BrokerId> {
+        if self.pending_isr.is_some() {
+            return Vec::new();
+        }
         self.followers
             .iter()
             .filter(|(id, p)| {
@@ -116,7 +131,7 @@ impl LeaderState {
         for (id, p) in &self.followers {
             // A caught-up replica outside the ISR also holds the HW back, so that it can
             // actually reach it and join, instead of chasing a moving target.
-            let counts = self.isr.contains(id) || self.caught_up(p, now_ms, leader_leo, rules);
+            let counts = self.in_maximal_isr(*id) || self.caught_up(p, now_ms, leader_leo, rules);
             if counts && p.leo < new_hw {
                 new_hw = p.leo;
             }
