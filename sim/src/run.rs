@@ -3,13 +3,14 @@
 //! against its `[expect]`.
 
 use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use crate::checkers::{check_all, Anomaly};
 use crate::faults::FaultPlayer;
 use crate::history::History;
+use crate::invariants::{check_divergence, Invariants};
 use crate::scenario::{Outcome, Scenario, ScenarioError};
 use crate::support::check_supported;
 use crate::trace::Trace;
@@ -59,7 +60,8 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     take_panic();
     let mut world = World::build(s, seed)?;
     world.trace.borrow_mut().record(0, "harness", &format!("scenario {} seed {seed}", s.name));
-    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, &mut world)));
+    let mut invariants = Invariants::default();
+    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, &mut world, &mut invariants)));
     let failure = match result {
         Ok(Ok(())) => take_panic(),
         Ok(Err(e)) => Some(take_panic().unwrap_or(e)),
@@ -68,12 +70,30 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let sim_ms = world.elapsed_ms();
     let mut history = world.history.borrow().clone();
     history.close_pending_as_info(sim_ms);
-    let anomalies = check_all(&history, &s.checks.disable);
     let trace = world.trace.borrow().clone();
+    let mut anomalies = check_all(&history, &s.checks.disable);
+    let unclean = unclean_elections(&trace);
+    let white_box = invariants.anomalies.into_iter().chain(check_divergence(sim_ms, &world.snapshot_map(), &world.broker_disks(), &unclean));
+    anomalies.extend(white_box.filter(|a| !s.checks.disable.contains(&a.kind)));
+    crate::checkers::sort_anomalies(&mut anomalies);
     Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, failure })
 }
 
-fn drive(s: &Scenario, world: &mut World<'_>) -> Result<(), String> {
+/// Partitions the controller moved through an unclean election, from its trace lines.
+fn unclean_elections(trace: &Trace) -> BTreeSet<(String, i32)> {
+    trace
+        .lines()
+        .iter()
+        .filter(|l| l.contains(" change ") && l.contains("unclean=true"))
+        .filter_map(|l| {
+            let tp = l.split(" change ").nth(1)?.split(' ').next()?;
+            let (topic, p) = tp.rsplit_once('/')?;
+            Some((topic.to_string(), p.parse().ok()?))
+        })
+        .collect()
+}
+
+fn drive(s: &Scenario, world: &mut World<'_>, invariants: &mut Invariants) -> Result<(), String> {
     let mut faults = FaultPlayer::new(s);
     let chaos_end = s.duration_ms;
     let total = s.duration_ms + s.heal_ms;
@@ -89,6 +109,9 @@ fn drive(s: &Scenario, world: &mut World<'_>) -> Result<(), String> {
         world.step()?;
         if let Some(p) = take_panic() {
             return Err(p);
+        }
+        if world.take_snapshots_changed() {
+            invariants.observe(world.elapsed_ms(), &world.snapshot_map(), |n| world.incarnation(n));
         }
     }
     Ok(())
@@ -123,7 +146,8 @@ pub fn judge(s: &Scenario, outcomes: &[(u64, Vec<String>, bool)]) -> Verdict {
     let (met, notable, reason) = match s.expect.outcome {
         Outcome::Clean => {
             let bad: Vec<u64> = outcomes.iter().filter(|(_, k, _)| k.iter().any(|a| !s.expect.allow.contains(a))).map(|o| o.0).collect();
-            let reason = if bad.is_empty() { "no seed showed an anomaly".to_string() } else { format!("{} seed(s) showed anomalies", bad.len()) };
+            let allowed = if s.expect.allow.is_empty() { String::new() } else { format!(" outside the allowed {:?}", s.expect.allow) };
+            let reason = if bad.is_empty() { format!("no seed showed an anomaly{allowed}") } else { format!("{} seed(s) showed anomalies{allowed}", bad.len()) };
             (bad.is_empty(), bad, reason)
         }
         Outcome::Violation => {

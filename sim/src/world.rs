@@ -60,6 +60,10 @@ pub struct World<'a> {
     pub history: Rc<RefCell<History>>,
     /// Each broker's latest partition snapshots (what it believes: role, epoch, LEO, HW).
     pub snapshots: BTreeMap<String, Rc<RefCell<Vec<PartitionSnapshot>>>>,
+    /// Set by any probe; the run checks invariants only when something changed.
+    snapshots_changed: Rc<Cell<bool>>,
+    /// How many times each node's software has started (a restart is a new incarnation).
+    starts: BTreeMap<String, Rc<Cell<u64>>>,
     brokers: u32,
 }
 
@@ -119,6 +123,8 @@ impl<'a> World<'a> {
             trace: Rc::new(RefCell::new(Trace::default())),
             history: Rc::new(RefCell::new(History::new())),
             snapshots: BTreeMap::new(),
+            snapshots_changed: Rc::new(Cell::new(false)),
+            starts: BTreeMap::new(),
             brokers: s.cluster.brokers,
         };
         world.add_controllers(s, seed)?;
@@ -183,9 +189,14 @@ impl<'a> World<'a> {
             let (gate, disk) = self.add_disk(&name);
             let snapshots = Rc::new(RefCell::new(Vec::new()));
             self.snapshots.insert(name.clone(), snapshots.clone());
-            let probe: SnapshotProbe = Rc::new(move |snaps: &[PartitionSnapshot]| *snapshots.borrow_mut() = snaps.to_vec());
+            let changed = self.snapshots_changed.clone();
+            let probe: SnapshotProbe = Rc::new(move |snaps: &[PartitionSnapshot]| {
+                *snapshots.borrow_mut() = snaps.to_vec();
+                changed.set(true);
+            });
             let (config, controllers, cluster_id, trace) = (config.clone(), controllers.clone(), cluster_id.clone(), node_tracer(&self.trace, &name));
             let starts = Rc::new(Cell::new(0u64));
+            self.starts.insert(name.clone(), starts.clone());
             let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
             self.sim.host(name.as_str(), move || {
                 starts.set(starts.get() + 1);
@@ -240,6 +251,26 @@ impl<'a> World<'a> {
 
     pub fn broker_count(&self) -> u32 {
         self.brokers
+    }
+
+    /// Whether any broker reported new snapshots since the last call.
+    pub fn take_snapshots_changed(&self) -> bool {
+        self.snapshots_changed.replace(false)
+    }
+
+    /// Every broker's latest snapshots.
+    pub fn snapshot_map(&self) -> BTreeMap<String, Vec<PartitionSnapshot>> {
+        self.snapshots.iter().map(|(n, s)| (n.clone(), s.borrow().clone())).collect()
+    }
+
+    /// How many times `node`'s software has started.
+    pub fn incarnation(&self, node: &str) -> u64 {
+        self.starts.get(node).map_or(0, |c| c.get())
+    }
+
+    /// The brokers' disks.
+    pub fn broker_disks(&self) -> BTreeMap<String, MemStorage> {
+        self.nodes.iter().filter(|(n, _)| n.starts_with("broker-")).filter_map(|(n, node)| node.disk.clone().map(|d| (n.clone(), d))).collect()
     }
 
     fn bootstrap(&self) -> Vec<String> {

@@ -74,3 +74,18 @@ fn acks_all_keeps_everything_through_the_same_failover() {
         assert!(o.trace.lines().iter().any(|l| l.contains("become-leader orders/0 epoch=2")), "seed {seed}: no failover happened");
     }
 }
+
+#[test]
+fn an_unclean_election_truncates_committed_data_and_a_clean_one_waits() {
+    let s = load("unclean_election_loses_committed_data.toml");
+    let o = run_seed(&s, 0).unwrap();
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    assert!(o.anomalies.iter().any(|a| a.kind == "inconsistent-offsets" || a.kind == "lost-write"), "{:?}", o.anomalies);
+    assert!(o.trace.lines().iter().any(|l| l.contains("change orders/0 leader=Some(2)") && l.contains("unclean=true")), "no unclean election");
+
+    let s = load("clean_election_waits_for_the_isr.toml");
+    let o = run_seed(&s, 0).unwrap();
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    assert!(o.anomalies.iter().all(|a| a.kind == "duplicate"), "{:?}", o.anomalies);
+    assert!(!o.trace.lines().iter().any(|l| l.contains("unclean=true")), "an unclean election happened with the switch off");
+}

@@ -1,0 +1,227 @@
+//! White-box invariants over read-only snapshots of node state (DESIGN.md §6), checked after
+//! every simulation step: one leader per partition epoch (`multiple-leaders`), leader epochs
+//! never go back on a node (`epoch-regression`), a leader's high watermark never goes back
+//! within its epoch (`hw-regression`); and, once a run ends, replicas agree on every batch
+//! below the high watermark (`divergent-replicas`). Checkers observe; they never act.
+//!
+//! A restarted process legitimately starts from nothing, so per-node memory is kept per
+//! incarnation: the world counts starts, and a new start forgets the old one's history.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
+
+use stormlog::broker::PartitionSnapshot;
+use stormlog::log::{split_batches, Log, LogConfig};
+use stormlog::seam::{MemStorage, Storage};
+
+use crate::checkers::index::Tp;
+use crate::checkers::Anomaly;
+
+type Key = (String, String, i32); // (node, topic, partition)
+
+#[derive(Default)]
+pub struct Invariants {
+    incarnation: BTreeMap<String, u64>,
+    epoch: BTreeMap<Key, i32>,
+    /// (node, tp) -> (epoch, hw) of the last time it led.
+    leader_hw: BTreeMap<Key, (i32, i64)>,
+    /// (topic, partition, epoch) -> the first node seen leading it.
+    leaders: BTreeMap<(String, i32, i32), String>,
+    reported: BTreeSet<(String, String, i32, i32)>,
+    pub anomalies: Vec<Anomaly>,
+}
+
+fn tp_of(s: &PartitionSnapshot) -> Tp {
+    Tp { topic: s.tp.topic.clone(), partition: s.tp.partition }
+}
+
+impl Invariants {
+    /// Looks at every node's latest snapshots; `incarnation(node)` counts its starts.
+    pub fn observe(&mut self, now_ms: u64, snapshots: &BTreeMap<String, Vec<PartitionSnapshot>>, incarnation: impl Fn(&str) -> u64) {
+        for (node, snaps) in snapshots {
+            let inc = incarnation(node);
+            if self.incarnation.insert(node.clone(), inc) != Some(inc) {
+                self.forget(node);
+            }
+            for s in snaps {
+                self.check_epoch(now_ms, node, s);
+                if s.is_leader {
+                    self.check_single_leader(now_ms, node, s);
+                    self.check_hw(now_ms, node, s);
+                }
+            }
+        }
+    }
+
+    fn forget(&mut self, node: &str) {
+        self.epoch.retain(|(n, _, _), _| n != node);
+        self.leader_hw.retain(|(n, _, _), _| n != node);
+    }
+
+    fn report(&mut self, kind: &str, key: (String, i32, i32), a: Anomaly) {
+        if self.reported.insert((kind.to_string(), key.0, key.1, key.2)) {
+            self.anomalies.push(a);
+        }
+    }
+
+    fn check_epoch(&mut self, now_ms: u64, node: &str, s: &PartitionSnapshot) {
+        let key = (node.to_string(), s.tp.topic.clone(), s.tp.partition);
+        let before = self.epoch.insert(key, s.leader_epoch);
+        if let Some(before) = before.filter(|b| *b > s.leader_epoch) {
+            let a = Anomaly::new("epoch-regression", now_ms, &tp_of(s))
+                .with_nodes([node])
+                .explained(format!("{node} went back from leader epoch {before} to {} for {} without restarting", s.leader_epoch, s.tp));
+            self.report("epoch-regression", (s.tp.topic.clone(), s.tp.partition, s.leader_epoch), a);
+        }
+    }
+
+    fn check_single_leader(&mut self, now_ms: u64, node: &str, s: &PartitionSnapshot) {
+        let key = (s.tp.topic.clone(), s.tp.partition, s.leader_epoch);
+        let first = self.leaders.entry(key.clone()).or_insert_with(|| node.to_string()).clone();
+        if first != node {
+            let a = Anomaly::new("multiple-leaders", now_ms, &tp_of(s))
+                .with_nodes([first.as_str(), node])
+                .explained(format!("{first} and {node} both led {} in leader epoch {}", s.tp, s.leader_epoch));
+            self.report("multiple-leaders", key, a);
+        }
+    }
+
+    fn check_hw(&mut self, now_ms: u64, node: &str, s: &PartitionSnapshot) {
+        let key = (node.to_string(), s.tp.topic.clone(), s.tp.partition);
+        let before = self.leader_hw.insert(key, (s.leader_epoch, s.hw));
+        if let Some((epoch, hw)) = before.filter(|(e, h)| *e == s.leader_epoch && *h > s.hw) {
+            let a = Anomaly::new("hw-regression", now_ms, &tp_of(s))
+                .with_nodes([node])
+                .with_offsets(vec![hw, s.hw])
+                .explained(format!("{node}'s high watermark for {} went back from {hw} to {} in leader epoch {epoch}", s.tp, s.hw));
+            self.report("hw-regression", (s.tp.topic.clone(), s.tp.partition, epoch), a);
+        }
+    }
+}
+
+/// The batches of a replica's log as (base offset, last offset, CRC), read from its disk.
+fn batch_digests(disk: &MemStorage, topic: &str, partition: i32, upto: i64) -> Vec<(i64, i64, u32)> {
+    let storage: Rc<dyn Storage> = Rc::new(disk.clone());
+    let Ok(log) = Log::open(storage, &format!("{topic}-{partition}"), LogConfig::default()) else { return Vec::new() };
+    let mut out = Vec::new();
+    let mut offset = log.log_start_offset();
+    while offset < upto.min(log.log_end_offset()) {
+        let Ok(read) = log.read(offset, 1 << 20) else { break };
+        let Ok(batches) = split_batches(&read.bytes) else { break };
+        let Some(last) = batches.last().map(|(h, _)| h.last_offset()) else { break };
+        out.extend(batches.iter().filter(|(h, _)| h.last_offset() < upto).map(|(h, _)| (h.base_offset, h.last_offset(), h.crc)));
+        offset = last + 1;
+    }
+    out
+}
+
+/// At the end of a run: every replica of a partition holds the leader's batches below the
+/// leader's high watermark (as far as its own log reaches). `unclean` names the partitions
+/// that had an unclean election, which Kafka allows to diverge; the report says so.
+pub fn check_divergence(
+    now_ms: u64,
+    snapshots: &BTreeMap<String, Vec<PartitionSnapshot>>,
+    disks: &BTreeMap<String, MemStorage>,
+    unclean: &BTreeSet<(String, i32)>,
+) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for (leader, snaps) in snapshots {
+        for s in snaps.iter().filter(|s| s.is_leader) {
+            let Some(disk) = disks.get(leader) else { continue };
+            let reference = batch_digests(disk, &s.tp.topic, s.tp.partition, s.hw);
+            for (node, other) in snapshots.iter().filter(|(n, _)| *n != leader) {
+                let Some(f) = other.iter().find(|p| p.tp == s.tp) else { continue };
+                let Some(fdisk) = disks.get(node) else { continue };
+                let theirs = batch_digests(fdisk, &s.tp.topic, s.tp.partition, s.hw.min(f.leo));
+                if let Some(at) = reference.iter().zip(theirs.iter()).position(|(a, b)| a != b) {
+                    let offset = reference[at].0;
+                    let why = if unclean.contains(&(s.tp.topic.clone(), s.tp.partition)) { " after an unclean leader election (Kafka allows this)" } else { "" };
+                    out.push(
+                        Anomaly::new("divergent-replicas", now_ms, &tp_of(s))
+                            .with_nodes([leader.as_str(), node.as_str()])
+                            .with_offsets(vec![offset])
+                            .explained(format!("{leader} (leader, HW {}) and {node} hold different batches at {} offset {offset}{why}", s.hw, s.tp)),
+                    );
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stormlog::ids::{BrokerId, TopicPartition};
+    use stormlog::log::build_test_batch;
+
+    fn snap(leader: bool, epoch: i32, hw: i64) -> PartitionSnapshot {
+        PartitionSnapshot { tp: TopicPartition::new("t", 0), is_leader: leader, leader_epoch: epoch, leo: hw, hw, isr: vec![BrokerId(0)] }
+    }
+
+    fn world(entries: &[(&str, PartitionSnapshot)]) -> BTreeMap<String, Vec<PartitionSnapshot>> {
+        entries.iter().map(|(n, s)| (n.to_string(), vec![s.clone()])).collect()
+    }
+
+    fn kinds(inv: &Invariants) -> Vec<&str> {
+        inv.anomalies.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn two_leaders_in_one_epoch_are_reported_once() {
+        let mut inv = Invariants::default();
+        inv.observe(1, &world(&[("broker-0", snap(true, 3, 0)), ("broker-1", snap(true, 3, 0))]), |_| 1);
+        inv.observe(2, &world(&[("broker-0", snap(true, 3, 0)), ("broker-1", snap(true, 3, 0))]), |_| 1);
+        assert_eq!(kinds(&inv), ["multiple-leaders"]);
+    }
+
+    #[test]
+    fn leaders_in_different_epochs_are_fine() {
+        let mut inv = Invariants::default();
+        inv.observe(1, &world(&[("broker-0", snap(true, 3, 0)), ("broker-1", snap(false, 3, 0))]), |_| 1);
+        inv.observe(2, &world(&[("broker-0", snap(true, 3, 0)), ("broker-1", snap(true, 4, 0))]), |_| 1);
+        assert!(inv.anomalies.is_empty(), "{:?}", inv.anomalies);
+    }
+
+    #[test]
+    fn an_epoch_going_back_is_a_regression_unless_the_node_restarted() {
+        let mut inv = Invariants::default();
+        inv.observe(1, &world(&[("broker-0", snap(false, 5, 0))]), |_| 1);
+        inv.observe(2, &world(&[("broker-0", snap(false, 2, 0))]), |_| 2);
+        assert!(inv.anomalies.is_empty(), "a restart starts over: {:?}", inv.anomalies);
+        inv.observe(3, &world(&[("broker-0", snap(false, 1, 0))]), |_| 2);
+        assert_eq!(kinds(&inv), ["epoch-regression"]);
+    }
+
+    #[test]
+    fn a_leader_hw_going_back_within_its_epoch_is_a_regression() {
+        let mut inv = Invariants::default();
+        inv.observe(1, &world(&[("broker-0", snap(true, 2, 10))]), |_| 1);
+        inv.observe(2, &world(&[("broker-0", snap(true, 3, 4))]), |_| 1);
+        assert!(inv.anomalies.is_empty(), "a new epoch may start lower: {:?}", inv.anomalies);
+        inv.observe(3, &world(&[("broker-0", snap(true, 3, 3))]), |_| 1);
+        assert_eq!(kinds(&inv), ["hw-regression"]);
+        assert_eq!(inv.anomalies[0].offsets, vec![4, 3]);
+    }
+
+    fn disk_with(values: &[&[u8]]) -> MemStorage {
+        let disk = MemStorage::new();
+        let mut log = Log::open(Rc::new(disk.clone()), "t-0", LogConfig::default()).unwrap();
+        for v in values {
+            log.append_as_leader(&build_test_batch(0, &[v]), 0).unwrap();
+        }
+        disk
+    }
+
+    #[test]
+    fn replicas_that_differ_below_the_hw_are_divergent() {
+        let snaps = world(&[("broker-0", snap(true, 1, 3)), ("broker-1", snap(false, 1, 3))]);
+        let same: BTreeMap<String, MemStorage> = [("broker-0", disk_with(&[b"a", b"b", b"c"])), ("broker-1", disk_with(&[b"a", b"b", b"c"]))].into_iter().map(|(n, d)| (n.to_string(), d)).collect();
+        assert!(check_divergence(9, &snaps, &same, &BTreeSet::new()).is_empty());
+        let apart: BTreeMap<String, MemStorage> = [("broker-0", disk_with(&[b"a", b"b", b"c"])), ("broker-1", disk_with(&[b"a", b"x", b"c"]))].into_iter().map(|(n, d)| (n.to_string(), d)).collect();
+        let found = check_divergence(9, &snaps, &apart, &BTreeSet::from([("t".to_string(), 0)]));
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].kind.as_str(), found[0].offsets.clone()), ("divergent-replicas", vec![1]));
+        assert!(found[0].explanation.contains("unclean"), "{}", found[0].explanation);
+    }
+}
