@@ -61,8 +61,11 @@ fn apply(action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world
         FaultKind::Crash => targets.iter().for_each(|n| world.crash(n)),
         FaultKind::Kill => targets.iter().for_each(|n| world.kill(n)),
         FaultKind::Restart => targets.iter().for_each(|n| world.restart(n)),
-        FaultKind::Partition => world.partition(targets, peers),
+        FaultKind::Partition | FaultKind::Isolate => world.partition(targets, peers),
+        FaultKind::PartitionOneway => world.partition_oneway(targets, peers),
         FaultKind::Repair => world.repair(targets, peers),
+        FaultKind::Hold => world.hold(targets, peers),
+        FaultKind::Release => world.release(targets, peers),
         // `support::check_supported` refuses every other action before a run starts.
         other => unreachable!("fault {} passed the support check", other.name()),
     }

@@ -12,7 +12,17 @@ use crate::scenario::{CommitMode, ConfigValue, FaultKind, Peer, Scenario, Scenar
 
 type Result<T> = std::result::Result<T, ScenarioError>;
 
-const FAULTS_SUPPORTED: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Restart, FaultKind::Partition, FaultKind::Repair];
+const FAULTS_SUPPORTED: &[FaultKind] = &[
+    FaultKind::Crash,
+    FaultKind::Kill,
+    FaultKind::Restart,
+    FaultKind::Partition,
+    FaultKind::PartitionOneway,
+    FaultKind::Isolate,
+    FaultKind::Repair,
+    FaultKind::Hold,
+    FaultKind::Release,
+];
 const SWITCHES_SUPPORTED: &[&str] = &[
     "hw_advances_below_min_isr",
     "isr_join_ignores_epoch_start_offset",

@@ -56,6 +56,10 @@ pub struct World<'a> {
     seed: u64,
     nodes: BTreeMap<String, Node>,
     cut: BTreeSet<(String, String)>,
+    /// One-way cuts (from, to).
+    cut_oneway: BTreeSet<(String, String)>,
+    /// Links whose messages are held (queued, delivered on release).
+    held: BTreeSet<(String, String)>,
     pub trace: Rc<RefCell<Trace>>,
     pub history: Rc<RefCell<History>>,
     /// Each broker's latest partition snapshots (what it believes: role, epoch, LEO, HW).
@@ -65,6 +69,12 @@ pub struct World<'a> {
     /// How many times each node's software has started (a restart is a new incarnation).
     starts: BTreeMap<String, Rc<Cell<u64>>>,
     brokers: u32,
+}
+
+/// Whether the link x-y joins the two sides (either way round); no sides means every link.
+fn between(side_a: &[String], side_b: &[String], x: &str, y: &str) -> bool {
+    let has = |side: &[String], n: &str| side.iter().any(|s| s == n);
+    side_a.is_empty() || (has(side_a, x) && has(side_b, y)) || (has(side_a, y) && has(side_b, x))
 }
 
 /// A seed for `label`, derived from the run's master seed: independent streams per purpose.
@@ -120,6 +130,8 @@ impl<'a> World<'a> {
             seed,
             nodes: BTreeMap::new(),
             cut: BTreeSet::new(),
+            cut_oneway: BTreeSet::new(),
+            held: BTreeSet::new(),
             trace: Rc::new(RefCell::new(Trace::default())),
             history: Rc::new(RefCell::new(History::new())),
             snapshots: BTreeMap::new(),
@@ -413,19 +425,53 @@ impl<'a> World<'a> {
         self.event(&side_a.join(","), &format!("fault partition from {}", side_b.join(",")));
     }
 
-    /// Repairs the links between the two sides; with no sides, every cut link.
+    /// Cuts the links from `from` to `to` only: messages the other way still arrive.
+    pub fn partition_oneway(&mut self, from: &[String], to: &[String]) {
+        for a in from {
+            for b in to.iter().filter(|b| *b != a) {
+                if self.cut_oneway.insert((a.clone(), b.clone())) {
+                    self.sim.partition_oneway(a.as_str(), b.as_str());
+                }
+            }
+        }
+        self.event(&from.join(","), &format!("fault partition-oneway to {}", to.join(",")));
+    }
+
+    /// Holds the messages between the two sides (both ways) until `release`.
+    pub fn hold(&mut self, side_a: &[String], side_b: &[String]) {
+        for a in side_a {
+            for b in side_b.iter().filter(|b| *b != a) {
+                let key = if a < b { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) };
+                if self.held.insert(key) {
+                    self.sim.hold(a.as_str(), b.as_str());
+                }
+            }
+        }
+        self.event(&side_a.join(","), &format!("fault hold with {}", side_b.join(",")));
+    }
+
+    /// Delivers what was held between the two sides; with no sides, on every held link.
+    pub fn release(&mut self, side_a: &[String], side_b: &[String]) {
+        let keys: Vec<(String, String)> = self.held.iter().filter(|(x, y)| between(side_a, side_b, x, y)).cloned().collect();
+        for (x, y) in keys {
+            self.held.remove(&(x.clone(), y.clone()));
+            self.sim.release(x.as_str(), y.as_str());
+        }
+        let who = if side_a.is_empty() { "all".to_string() } else { side_a.join(",") };
+        self.event(&who, "heal release");
+    }
+
+    /// Repairs the links between the two sides (both kinds of cut); with no sides, every link.
     pub fn repair(&mut self, side_a: &[String], side_b: &[String]) {
-        let healed: Vec<(String, String)> = self
-            .cut
-            .iter()
-            .filter(|(x, y)| {
-                side_a.is_empty() || (side_a.contains(x) && side_b.contains(y)) || (side_a.contains(y) && side_b.contains(x))
-            })
-            .cloned()
-            .collect();
+        let healed: Vec<(String, String)> = self.cut.iter().filter(|(x, y)| between(side_a, side_b, x, y)).cloned().collect();
         for (x, y) in healed {
             self.cut.remove(&(x.clone(), y.clone()));
             self.sim.repair(x.as_str(), y.as_str());
+        }
+        let oneway: Vec<(String, String)> = self.cut_oneway.iter().filter(|(x, y)| between(side_a, side_b, x, y)).cloned().collect();
+        for (x, y) in oneway {
+            self.cut_oneway.remove(&(x.clone(), y.clone()));
+            self.sim.repair_oneway(x.as_str(), y.as_str());
         }
         let who = if side_a.is_empty() { "all".to_string() } else { side_a.join(",") };
         self.event(&who, "heal repair");
@@ -437,8 +483,11 @@ impl<'a> World<'a> {
         for node in down {
             self.restart(&node);
         }
-        if !self.cut.is_empty() {
+        if !self.cut.is_empty() || !self.cut_oneway.is_empty() {
             self.repair(&[], &[]);
+        }
+        if !self.held.is_empty() {
+            self.release(&[], &[]);
         }
         self.event("harness", "heal all");
     }

@@ -89,3 +89,16 @@ fn an_unclean_election_truncates_committed_data_and_a_clean_one_waits() {
     assert!(o.anomalies.iter().all(|a| a.kind == "duplicate"), "{:?}", o.anomalies);
     assert!(!o.trace.lines().iter().any(|l| l.contains("unclean=true")), "an unclean election happened with the switch off");
 }
+
+#[test]
+fn an_isolated_leader_is_replaced_and_held_messages_arrive_late_without_loss() {
+    let s = load("isolated_leader_with_acks_all_keeps_acknowledged_writes.toml");
+    let o = run_seed(&s, 1).unwrap();
+    assert!(o.failure.is_none() && o.anomalies.is_empty(), "{:?} {:?}", o.failure, o.anomalies);
+    let lines = o.trace.lines();
+    assert!(lines.iter().any(|l| l.contains("fault partition from")), "the isolation never happened");
+    assert!(lines.iter().any(|l| l.contains("fault hold")) && lines.iter().any(|l| l.contains("heal release")), "no hold/release");
+    assert!(lines.iter().any(|l| l.contains("become-leader orders/0 epoch=2")), "no new leader was elected");
+    let acked = o.history.ops().iter().filter(|op| format!("{:?}", op.kind) == "Ok").count();
+    assert!(acked > 2000, "only {acked} ok operations: the run was not exercised");
+}

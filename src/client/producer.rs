@@ -124,6 +124,7 @@ impl Producer {
             let message = match outcome {
                 Attempt::Acked(offset) => return Ok(RecordMetadata { partition: partition.unwrap_or(-1), offset }),
                 Attempt::Fatal { maybe_written: m, message } => {
+                    self.metadata = None;
                     return Err(SendError { definite: !(maybe_written || m), partition, message });
                 }
                 Attempt::Retry { maybe_written: m, message } => {
@@ -132,12 +133,14 @@ impl Producer {
                 }
             };
             attempts += 1;
+            // Whatever went wrong may be stale metadata (no leader yet, a moved leader): the
+            // next send, retried or not, must not trust it.
+            self.metadata = None;
             let backoff = Duration::from_millis(self.config.retry_backoff_ms);
             if attempts > self.config.retries || Instant::now() + backoff >= deadline {
                 let message = format!("gave up after {attempts} attempts: {message}");
                 return Err(SendError { definite: !maybe_written, partition, message });
             }
-            self.metadata = None;
             tokio::time::sleep(backoff).await;
         }
     }

@@ -9,6 +9,7 @@
 //! - `inconsistent_offsets`: `inconsistent-offsets`, two values at one position
 //! - `reorder`: `reorder`, a producer's messages out of send order in a partition
 //! - `aborted_read`: `aborted-read`, a definitely failed send was read
+//! - `stuck_producer`: `stuck-producer`, a producer never acknowledged once
 
 pub mod aborted_read;
 pub mod anomaly;
@@ -17,6 +18,7 @@ pub mod inconsistent_offsets;
 pub mod index;
 pub mod lost_write;
 pub mod reorder;
+pub mod stuck_producer;
 pub mod unseen;
 
 pub use anomaly::{sort_anomalies, Anomaly};
@@ -34,6 +36,7 @@ pub const CHECKERS: &[(&str, Checker)] = &[
     (inconsistent_offsets::KIND, inconsistent_offsets::check),
     (reorder::KIND, reorder::check),
     (aborted_read::KIND, aborted_read::check),
+    (stuck_producer::KIND, stuck_producer::check),
 ];
 
 /// The anomaly kinds these checkers can report (names from SCENARIOS.md).
@@ -44,6 +47,7 @@ pub const CHECKER_NAMES: &[&str] = &[
     inconsistent_offsets::KIND,
     reorder::KIND,
     aborted_read::KIND,
+    stuck_producer::KIND,
 ];
 
 /// Builds the index once, runs every checker whose name is not in `disabled`, and returns
