@@ -92,8 +92,7 @@ fn resolve_target(t: &Target, world: &World<'_>) -> Vec<String> {
     match t {
         Target::Broker(n) => vec![broker_name(*n)],
         Target::Controller(n) => vec![controller_name(*n)],
-        // One controller is the whole quorum until quorums of more land.
-        Target::ControllerLeader => vec![controller_name(0)],
+        Target::ControllerLeader => world.active_controller().into_iter().collect(),
         Target::Client { name, index } => vec![format!("{name}-{index}")],
         Target::Leader { topic, partition } => world.current_leader(topic, *partition as i32).into_iter().collect(),
         Target::Followers { topic, partition } => world.current_followers(topic, *partition as i32),

@@ -36,9 +36,6 @@ fn not_yet(s: &Scenario, key: impl Into<String>, what: &str) -> ScenarioError {
 
 /// Every reason this scenario cannot run on this build, the first one found.
 pub fn check_supported(s: &Scenario) -> Result<()> {
-    if s.cluster.controllers > 1 {
-        return Err(not_yet(s, "cluster.controllers", "a quorum of more than one controller"));
-    }
     for (name, on) in &s.behaviour {
         if *on && !SWITCHES_SUPPORTED.contains(&name.as_str()) {
             return Err(not_yet(s, format!("behaviour.{name}"), "this behaviour switch"));

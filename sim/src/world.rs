@@ -30,6 +30,9 @@ use crate::workload::{sim_now_ms, ConsumerWork, ProducerWork};
 
 pub const BROKER_PORT: u16 = 9092;
 pub const CONTROLLER_PORT: u16 = 9093;
+/// Controllers' node ids start here: KRaft node ids are unique across brokers and
+/// controllers, and a broker's metadata fetch must not look like a voter's.
+pub const CONTROLLER_ID_BASE: i32 = 3000;
 /// Producers start once brokers have had time to come up.
 const WARMUP_MS: u64 = 500;
 
@@ -68,6 +71,8 @@ pub struct World<'a> {
     snapshots_changed: Rc<Cell<bool>>,
     /// How many times each node's software has started (a restart is a new incarnation).
     starts: BTreeMap<String, Rc<Cell<u64>>>,
+    /// Controllers that last said they are the active one.
+    active_controllers: Rc<RefCell<BTreeSet<String>>>,
     brokers: u32,
 }
 
@@ -137,6 +142,7 @@ impl<'a> World<'a> {
             snapshots: BTreeMap::new(),
             snapshots_changed: Rc::new(Cell::new(false)),
             starts: BTreeMap::new(),
+            active_controllers: Rc::new(RefCell::new(BTreeSet::new())),
             brokers: s.cluster.brokers,
         };
         world.add_controllers(s, seed)?;
@@ -161,17 +167,27 @@ impl<'a> World<'a> {
 
     fn add_controllers(&mut self, s: &Scenario, seed: u64) -> Result<(), ScenarioError> {
         let config: ControllerConfig = controller_config(s)?;
-        let voters: Vec<i32> = (0..s.cluster.controllers as i32).collect();
+        let voters: Vec<(i32, String)> = (0..s.cluster.controllers).map(|c| (CONTROLLER_ID_BASE + c as i32, format!("{}:{CONTROLLER_PORT}", controller_name(c)))).collect();
         let topics = topic_assignments(s);
         for c in 0..s.cluster.controllers {
             let name = controller_name(c);
             let (gate, disk) = self.add_disk(&name);
             let (config, voters, topics, trace) = (config.clone(), voters.clone(), topics.clone(), node_tracer(&self.trace, &name));
             let starts = Rc::new(Cell::new(0u64));
+            self.starts.insert(name.clone(), starts.clone());
+            let (active, me) = (self.active_controllers.clone(), name.clone());
+            let on_active: Rc<dyn Fn(bool)> = Rc::new(move |is: bool| {
+                let mut set = active.borrow_mut();
+                if is {
+                    set.insert(me.clone());
+                } else {
+                    set.remove(&me);
+                }
+            });
             self.sim.host(name.as_str(), move || {
                 starts.set(starts.get() + 1);
                 let env = ControllerEnv {
-                    id: c as i32,
+                    id: CONTROLLER_ID_BASE + c as i32,
                     listen: format!("0.0.0.0:{CONTROLLER_PORT}"),
                     voters: voters.clone(),
                     config: config.clone(),
@@ -180,6 +196,7 @@ impl<'a> World<'a> {
                     storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
                     entropy: Entropy::from_seed(derive_seed(seed, &format!("controller-{c}/{}", starts.get()))),
                     trace: trace.clone(),
+                    on_active: Some(on_active.clone()),
                 };
                 let (gate, trace) = (gate.clone(), trace.clone());
                 async move {
@@ -249,6 +266,11 @@ impl<'a> World<'a> {
             })
             .max()
             .map(|(_, name)| name)
+    }
+
+    /// The running controller that most recently became active, if any.
+    pub fn active_controller(&self) -> Option<String> {
+        self.active_controllers.borrow().iter().find(|n| self.state(n) == Some(NodeState::Up)).cloned()
     }
 
     /// The other replicas of `topic/partition` (brokers hosting it that do not lead it now).
@@ -366,6 +388,11 @@ impl<'a> World<'a> {
         self.nodes.get(node).map(|n| n.state)
     }
 
+    /// A stopped or restarted process is active for nothing until it says so again.
+    fn forget_activity(&self, node: &str) {
+        self.active_controllers.borrow_mut().remove(node);
+    }
+
     fn event(&self, node: &str, what: &str) {
         self.trace.borrow_mut().record(self.elapsed_ms(), node, what);
     }
@@ -379,6 +406,7 @@ impl<'a> World<'a> {
         n.gate.set(false);
         n.state = NodeState::Crashed;
         self.sim.bounce(node);
+        self.forget_activity(node);
         self.event(node, "fault crash");
     }
 
@@ -396,6 +424,7 @@ impl<'a> World<'a> {
             disk.crash(Some(derive_seed(self.seed, &format!("{node}/kill/{}", n.kills))));
         }
         self.sim.crash(node);
+        self.forget_activity(node);
         self.event(node, "fault kill");
     }
 
@@ -409,6 +438,7 @@ impl<'a> World<'a> {
         if was != NodeState::Crashed {
             self.sim.bounce(node);
         }
+        self.forget_activity(node);
         self.event(node, "heal restart");
     }
 

@@ -102,3 +102,17 @@ fn an_isolated_leader_is_replaced_and_held_messages_arrive_late_without_loss() {
     let acked = o.history.ops().iter().filter(|op| format!("{:?}", op.kind) == "Ok").count();
     assert!(acked > 2000, "only {acked} ok operations: the run was not exercised");
 }
+
+#[test]
+fn a_new_active_controller_keeps_the_metadata_and_does_the_fencing() {
+    let s = load("controller_failover_keeps_committed_metadata.toml");
+    let o = run_seed(&s, 0).unwrap();
+    assert!(o.failure.is_none() && o.anomalies.is_empty(), "{:?} {:?}", o.failure, o.anomalies);
+    let lines = o.trace.lines();
+    let first = lines.iter().find(|l| l.contains("controller-active")).expect("a controller became active");
+    let killed = first.split_whitespace().nth(1).expect("node name").to_string();
+    assert!(lines.iter().any(|l| l.contains(&format!("{killed} fault kill"))), "the active controller was the one killed");
+    let second = lines.iter().filter(|l| l.contains("controller-active")).find(|l| !l.contains(&killed)).expect("another controller took over");
+    let new = second.split_whitespace().nth(1).unwrap();
+    assert!(lines.iter().any(|l| l.contains(&format!("{new} metadata")) && l.contains("fence broker-")), "the new controller fenced nobody");
+}

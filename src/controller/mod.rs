@@ -17,6 +17,7 @@
 pub mod core;
 pub mod election;
 mod node;
+mod quorum;
 pub mod records;
 mod requests;
 pub mod state;

@@ -5,6 +5,7 @@
 //! records are replayed. Brokers read the metadata log through Fetch, as KRaft observers.
 
 use std::cell::RefCell;
+use std::collections::BTreeMap;
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -18,11 +19,12 @@ use tokio::time::Instant;
 
 use crate::observe::Tracer;
 use crate::protocol::{api_versions_response_for, decode_request_for, encode_response, FrameDecoder, WireError, CONTROLLER_APIS, REQUEST_BYTES_MAX};
-use crate::raft::{RaftConfig, RaftNode, Role};
+use crate::raft::{Message, NodeId, RaftConfig, RaftNode, Role};
 use crate::seam::{BoxStream, Entropy, Network, Storage};
 
 use super::core::{ControllerConfig, ControllerCore, ControllerError};
 use super::records::{decode, encode, MetadataRecord};
+use super::quorum::{self, PeerQueue};
 use super::requests;
 
 /// How long a request waits for its records to commit before the broker is told to retry.
@@ -33,7 +35,8 @@ pub struct ControllerEnv {
     pub id: i32,
     /// The address to bind, e.g. `0.0.0.0:9093`.
     pub listen: String,
-    pub voters: Vec<i32>,
+    /// Every voter of the quorum, this one included: (id, `host:port`).
+    pub voters: Vec<(i32, String)>,
     pub config: ControllerConfig,
     /// Topics to create once this controller is active, if they do not exist yet: (name,
     /// replicas per partition). Kafka's bootstrap records.
@@ -42,10 +45,13 @@ pub struct ControllerEnv {
     pub storage: Rc<dyn Storage>,
     pub entropy: Entropy,
     pub trace: Tracer,
+    /// Told whether this controller is the active one, whenever that changes (observers only).
+    pub on_active: Option<Rc<dyn Fn(bool)>>,
 }
 
 /// Shared by the controller's tasks (one thread).
 pub(super) struct Shared {
+    pub id: i32,
     pub raft: RefCell<RaftNode>,
     pub core: RefCell<ControllerCore>,
     /// Woken whenever Raft or the core changed.
@@ -55,11 +61,35 @@ pub(super) struct Shared {
     pub started: Instant,
     pub trace: Tracer,
     topics: Vec<(String, Vec<Vec<i32>>)>,
+    /// Requests waiting to go to each other voter.
+    peers: BTreeMap<NodeId, Rc<PeerQueue>>,
+    on_active: Option<Rc<dyn Fn(bool)>>,
 }
 
 impl Shared {
     pub fn now_ms(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    pub fn is_voter(&self, id: i32) -> bool {
+        id == self.id || self.peers.contains_key(&id)
+    }
+
+    /// Sends Raft's outbound requests to their peers; returns a response addressed to
+    /// `answering`, if Raft produced one (the caller writes it back on that connection).
+    pub fn route_outbound(&self, answering: Option<NodeId>) -> Option<Message> {
+        let outbound = self.raft.borrow_mut().poll_outbound();
+        let mut answer = None;
+        for (to, msg) in outbound {
+            if is_response(&msg) {
+                if answer.is_none() && Some(to) == answering {
+                    answer = Some(msg);
+                }
+            } else if let Some(q) = self.peers.get(&to) {
+                q.push(msg);
+            }
+        }
+        answer
     }
 
     pub fn is_leader(&self) -> bool {
@@ -82,9 +112,11 @@ impl Shared {
         if leader && caught_up && !active {
             self.core.borrow_mut().on_become_leader(now_ms);
             self.trace.emit(|| format!("controller-active epoch={epoch}"));
+            self.on_active.as_ref().inspect(|f| f(true));
         } else if !leader && active {
             self.core.borrow_mut().on_resign();
             self.trace.emit(|| format!("controller-resigned epoch={epoch}"));
+            self.on_active.as_ref().inspect(|f| f(false));
         }
     }
 
@@ -144,6 +176,10 @@ impl Shared {
     }
 }
 
+fn is_response(m: &Message) -> bool {
+    matches!(m, Message::VoteResponse { .. } | Message::BeginQuorumEpochResponse { .. } | Message::EndQuorumEpochResponse { .. } | Message::FetchResponse { .. })
+}
+
 /// A short form of a record for the trace.
 fn describe(r: &MetadataRecord) -> String {
     match r {
@@ -162,13 +198,13 @@ fn describe(r: &MetadataRecord) -> String {
 
 /// Runs a controller until its listener fails. Must run inside a `LocalSet`.
 pub async fn run_controller(env: ControllerEnv) -> io::Result<()> {
-    if env.voters.len() > 1 {
-        return Err(io::Error::other("a quorum of more than one controller is not supported yet"));
-    }
     let started = Instant::now();
-    let raft = RaftNode::open(RaftConfig::new(env.id, env.voters.clone()), env.storage, env.entropy, 0)?;
+    let voter_ids: Vec<i32> = env.voters.iter().map(|(id, _)| *id).collect();
+    let raft = RaftNode::open(RaftConfig::new(env.id, voter_ids), env.storage, env.entropy, 0)?;
     let mut listener = env.net.bind(&env.listen).await?;
+    let peers: BTreeMap<NodeId, Rc<PeerQueue>> = env.voters.iter().filter(|(id, _)| *id != env.id).map(|(id, _)| (*id, Rc::new(PeerQueue::default()))).collect();
     let shared = Rc::new(Shared {
+        id: env.id,
         raft: RefCell::new(raft),
         core: RefCell::new(ControllerCore::new(env.config)),
         changed: Notify::new(),
@@ -176,7 +212,13 @@ pub async fn run_controller(env: ControllerEnv) -> io::Result<()> {
         started,
         trace: env.trace,
         topics: env.topics,
+        peers,
+        on_active: env.on_active,
     });
+    for (id, addr) in env.voters.iter().filter(|(id, _)| *id != env.id) {
+        let queue = shared.peers[id].clone();
+        tokio::task::spawn_local(quorum::peer_sender(shared.clone(), *id, addr.clone(), env.net.clone(), queue));
+    }
     tokio::task::spawn_local(driver(shared.clone()));
     loop {
         let (stream, _peer) = listener.accept().await?;
@@ -190,8 +232,8 @@ async fn driver(sh: Rc<Shared>) {
         let now = sh.now_ms();
         sh.raft.borrow_mut().tick(now);
         sh.apply_committed(now);
-        // A single voter has no one to talk to; a quorum's transport goes here.
-        drop(sh.raft.borrow_mut().poll_outbound());
+        // Responses only ever answer a request on its own connection; none are due here.
+        drop(sh.route_outbound(None));
         if sh.core.borrow().is_active() {
             if !topics_created {
                 topics_created = true;
@@ -253,6 +295,16 @@ async fn serve_connection(sh: Rc<Shared>, mut stream: BoxStream) {
     }
 }
 
+/// A request from another voter: handed to Raft, answered with what Raft answers.
+fn quorum_request(sh: &Shared, body: &RequestKind) -> Option<ResponseKind> {
+    let (from, msg) = quorum::from_request(body)?;
+    let from = from.filter(|id| sh.is_voter(*id) && *id != sh.id)?;
+    sh.raft.borrow_mut().handle_message(sh.now_ms(), from, msg);
+    let answer = sh.route_outbound(Some(from));
+    sh.changed.notify_waiters();
+    answer.as_ref().and_then(quorum::to_response)
+}
+
 /// One request in, one response frame out; None closes the connection.
 async fn handle_frame(sh: &Rc<Shared>, frame: Bytes) -> Option<Bytes> {
     let req = match decode_request_for(frame, CONTROLLER_APIS) {
@@ -264,6 +316,9 @@ async fn handle_frame(sh: &Rc<Shared>, frame: Bytes) -> Option<Bytes> {
         Err(_) => return None,
     };
     let version = req.header.request_api_version;
+    if let Some(body) = quorum_request(sh, &req.body) {
+        return encode_response(req.api_key, version, req.header.correlation_id, &body).ok();
+    }
     let body = match req.body {
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions_response_for(CONTROLLER_APIS, 0)),
         RequestKind::BrokerRegistration(r) => ResponseKind::BrokerRegistration(requests::broker_registration(sh, r).await),

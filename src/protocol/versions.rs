@@ -18,9 +18,13 @@ pub const SUPPORTED_APIS: ApiTable = &[
     (ApiKey::ApiVersions, 0, 3),
 ];
 
-/// What a controller serves: brokers register, heartbeat, report ISR changes and fetch the
+/// What a controller serves: the other voters run the quorum (Vote, BeginQuorumEpoch,
+/// EndQuorumEpoch, Fetch); brokers register, heartbeat, report ISR changes and fetch the
 /// metadata log (as KRaft observers).
 pub const CONTROLLER_APIS: ApiTable = &[
+    (ApiKey::Vote, 0, 0),
+    (ApiKey::BeginQuorumEpoch, 0, 0),
+    (ApiKey::EndQuorumEpoch, 0, 0),
     (ApiKey::BrokerRegistration, 0, 4),
     (ApiKey::BrokerHeartbeat, 0, 1),
     (ApiKey::AlterPartition, 2, 3),
