@@ -388,9 +388,14 @@ impl<'a> World<'a> {
         self.nodes.get(node).map(|n| n.state)
     }
 
-    /// A stopped or restarted process is active for nothing until it says so again.
+    /// A stopped or restarted process is active for nothing, and believes nothing, until it
+    /// says so again: its last reports belong to the incarnation that died.
     fn forget_activity(&self, node: &str) {
         self.active_controllers.borrow_mut().remove(node);
+        if let Some(s) = self.snapshots.get(node) {
+            s.borrow_mut().clear();
+        }
+        self.snapshots_changed.set(true);
     }
 
     fn event(&self, node: &str, what: &str) {

@@ -116,3 +116,18 @@ fn a_new_active_controller_keeps_the_metadata_and_does_the_fencing() {
     let new = second.split_whitespace().nth(1).unwrap();
     assert!(lines.iter().any(|l| l.contains(&format!("{new} metadata")) && l.contains("fence broker-")), "the new controller fenced nobody");
 }
+
+#[test]
+fn the_last_replica_standing_loses_what_power_loss_took_but_not_what_a_crash_kept() {
+    let lost = load("min_insync_1_last_replica_power_loss_loses_acknowledged_writes.toml");
+    let o = run_seed(&lost, 0).unwrap();
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    assert!(o.anomalies.iter().any(|a| a.kind == "inconsistent-offsets" || a.kind == "lost-write"), "{:?}", o.anomalies);
+    let kept = load("min_insync_1_last_replica_process_crash_keeps_acknowledged_writes.toml");
+    let o = run_seed(&kept, 0).unwrap();
+    assert!(o.failure.is_none() && o.anomalies.is_empty(), "{:?} {:?}", o.failure, o.anomalies);
+    // The restarted leader must not act on leadership its previous incarnation held.
+    let restarted = o.trace.lines().iter().position(|l| l.contains("heal restart")).expect("a restart");
+    let stale = o.trace.lines()[restarted..].iter().find(|l| l.contains("become-leader orders/0 epoch=1"));
+    assert!(stale.is_none(), "a restarted broker led in its dead incarnation's epoch: {stale:?}");
+}

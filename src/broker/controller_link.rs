@@ -62,8 +62,9 @@ impl ControllerLink {
         result
     }
 
-    /// Committed metadata entries from `offset` (waits briefly when there are none).
-    pub async fn fetch_metadata(&mut self, sh: &Shared, offset: i64) -> Result<Vec<Entry>, ClientError> {
+    /// Committed metadata entries from `offset` (waits briefly when there are none), and the
+    /// log's high watermark.
+    pub async fn fetch_metadata(&mut self, sh: &Shared, offset: i64) -> Result<(Vec<Entry>, i64), ClientError> {
         let partition = FetchPartition::default().with_partition(0).with_fetch_offset(offset).with_current_leader_epoch(-1).with_last_fetched_epoch(-1).with_partition_max_bytes(1 << 20);
         let topic = FetchTopic::default().with_topic(TopicName(StrBytes::from_static_str(METADATA_TOPIC))).with_partitions(vec![partition]);
         let req = FetchRequest::default().with_replica_id(WireBrokerId(sh.id.0)).with_max_wait_ms(METADATA_WAIT_MS).with_min_bytes(1).with_max_bytes(1 << 20).with_topics(vec![topic]);
@@ -76,7 +77,8 @@ impl ControllerLink {
             self.rotate();
             return Err(ClientError::Protocol(format!("metadata fetch error {}", pd.error_code)));
         }
-        decode_entries(pd.records.as_ref().unwrap_or(&bytes::Bytes::new())).map_err(ClientError::Protocol)
+        let entries = decode_entries(pd.records.as_ref().unwrap_or(&bytes::Bytes::new())).map_err(ClientError::Protocol)?;
+        Ok((entries, pd.high_watermark))
     }
 }
 

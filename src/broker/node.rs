@@ -112,13 +112,18 @@ pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
     }
 }
 
-/// Reads the metadata log from the controller and applies it, as a KRaft observer.
+/// Reads the metadata log from the controller and applies it, as a KRaft observer. Nothing
+/// is applied until the replay has passed this incarnation's own registration record (whose
+/// offset is its broker epoch, Kafka's "caught up"): that record comes after the fencing of
+/// the previous incarnation, so a restarted broker never acts as leader in an epoch that
+/// belonged to the process that died.
 async fn follow_metadata(sh: Rc<Shared>) {
     let mut link = ControllerLink::new(&sh);
     let mut image = MetadataImage::default();
     let mut next = 0i64;
+    let mut caught_up = false;
     loop {
-        let entries = match link.fetch_metadata(&sh, next).await {
+        let (entries, _hw) = match link.fetch_metadata(&sh, next).await {
             Ok(e) => e,
             Err(_) => {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -139,6 +144,11 @@ async fn follow_metadata(sh: Rc<Shared>) {
             next = e.offset + 1;
         }
         sh.metadata_offset.set(next - 1);
+        let epoch = sh.broker_epoch.get();
+        caught_up |= epoch >= 0 && next > epoch;
+        if !caught_up {
+            continue;
+        }
         let metadata = ClusterMetadata::from_image(&sh.cluster_id, &image);
         let applied = sh.core.borrow_mut().apply_metadata(sh.now_ms(), metadata);
         if let Err(e) = applied {
