@@ -131,3 +131,27 @@ fn the_last_replica_standing_loses_what_power_loss_took_but_not_what_a_crash_kep
     let stale = o.trace.lines()[restarted..].iter().find(|l| l.contains("become-leader orders/0 epoch=1"));
     assert!(stale.is_none(), "a restarted broker led in its dead incarnation's epoch: {stale:?}");
 }
+
+#[test]
+fn acks_all_is_not_fsync_a_correlated_power_loss_shows_the_difference() {
+    // The log end each broker reopened orders/0 with after the power loss (at 20 s).
+    let reopen_leos = |o: &sim::run::SeedOutcome| -> Vec<i64> {
+        o.trace
+            .lines()
+            .iter()
+            .filter(|l| l.contains("open orders/0 leo="))
+            .filter(|l| l.split_whitespace().next().and_then(|t| t.parse::<u64>().ok()).is_some_and(|ms| ms >= 20_000))
+            .filter_map(|l| l.split("leo=").nth(1).and_then(|n| n.parse().ok()))
+            .collect()
+    };
+    let lost = load("correlated_power_loss_loses_acknowledged_writes.toml");
+    let o = run_seed(&lost, 0).unwrap();
+    assert!(o.anomalies.iter().any(|a| a.kind == "inconsistent-offsets" || a.kind == "lost-write"), "{:?}", o.anomalies);
+    let kept = load("correlated_power_loss_with_fsync_per_message_keeps_acknowledged_writes.toml");
+    let k = run_seed(&kept, 0).unwrap();
+    assert!(k.failure.is_none() && k.anomalies.is_empty(), "{:?} {:?}", k.failure, k.anomalies);
+    let (without, with) = (reopen_leos(&o), reopen_leos(&k));
+    assert_eq!(with.len(), 3, "{with:?}");
+    assert!(with.iter().all(|l| *l == with[0] && *l > 100), "fsynced replicas came back unequal or empty: {with:?}");
+    assert!(without.iter().all(|l| *l < with[0]), "unsynced replicas kept more than the fsynced ones: {without:?} vs {with:?}");
+}
