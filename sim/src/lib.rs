@@ -4,7 +4,7 @@
 //!
 //! `scenario` reads and validates scenario files; `support` says what this build can run;
 //! `engine` is the simulated side of the seam; `world` builds the simulation and holds the
-//! fault verbs; `faults` plays scripted faults; `workload` drives clients; `history` and
+//! fault verbs; `faults` plays scripted faults; `nemesis` draws random ones; `workload` drives clients; `history` and
 //! `checkers` judge what clients saw; `invariants` check what nodes believe; `trace` records
 //! what nodes did; `run` runs seeds;
 //! `report` writes what a person reads; `cli` is the `stormlog` binary.
@@ -15,6 +15,7 @@ pub mod engine;
 pub mod faults;
 pub mod history;
 pub mod invariants;
+pub mod nemesis;
 pub mod report;
 pub mod run;
 pub mod scenario;

@@ -11,6 +11,7 @@ use crate::checkers::{check_all, Anomaly};
 use crate::faults::FaultPlayer;
 use crate::history::History;
 use crate::invariants::{check_divergence, Invariants};
+use crate::nemesis::NemesisPlayer;
 use crate::scenario::{Outcome, Scenario, ScenarioError};
 use crate::support::check_supported;
 use crate::trace::Trace;
@@ -61,7 +62,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let mut world = World::build(s, seed)?;
     world.trace.borrow_mut().record(0, "harness", &format!("scenario {} seed {seed}", s.name));
     let mut invariants = Invariants::default();
-    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, &mut world, &mut invariants)));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, seed, &mut world, &mut invariants)));
     let failure = match result {
         Ok(Ok(())) => take_panic(),
         Ok(Err(e)) => Some(take_panic().unwrap_or(e)),
@@ -93,8 +94,9 @@ fn unclean_elections(trace: &Trace) -> BTreeSet<(String, i32)> {
         .collect()
 }
 
-fn drive(s: &Scenario, world: &mut World<'_>, invariants: &mut Invariants) -> Result<(), String> {
+fn drive(s: &Scenario, seed: u64, world: &mut World<'_>, invariants: &mut Invariants) -> Result<(), String> {
     let mut faults = FaultPlayer::new(s);
+    let mut nemesis = s.nemesis.as_ref().map(|n| NemesisPlayer::new(n, seed));
     let chaos_end = s.duration_ms;
     let total = s.duration_ms + s.heal_ms;
     let mut healed = false;
@@ -105,6 +107,9 @@ fn drive(s: &Scenario, world: &mut World<'_>, invariants: &mut Invariants) -> Re
             healed = true;
         } else if !healed {
             faults.apply_due(now, world);
+            if let Some(n) = nemesis.as_mut() {
+                n.apply_due(now, world);
+            }
         }
         world.step()?;
         if let Some(p) = take_panic() {

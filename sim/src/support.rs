@@ -23,6 +23,9 @@ const FAULTS_SUPPORTED: &[FaultKind] = &[
     FaultKind::Hold,
     FaultKind::Release,
 ];
+/// What the random nemesis can draw (each heals itself after its drawn duration).
+const NEMESIS_KINDS: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Partition, FaultKind::PartitionOneway, FaultKind::Isolate, FaultKind::Hold];
+
 const SWITCHES_SUPPORTED: &[&str] = &[
     "hw_advances_below_min_isr",
     "isr_join_ignores_epoch_start_offset",
@@ -41,8 +44,10 @@ pub fn check_supported(s: &Scenario) -> Result<()> {
             return Err(not_yet(s, format!("behaviour.{name}"), "this behaviour switch"));
         }
     }
-    if s.nemesis.is_some() {
-        return Err(not_yet(s, "nemesis", "random faults"));
+    if let Some(n) = &s.nemesis {
+        if let Some(k) = n.kinds.iter().find(|k| !NEMESIS_KINDS.contains(k)) {
+            return Err(not_yet(s, "nemesis.kinds", &format!("the {} fault", k.name())));
+        }
     }
     if !s.expect.marks.is_empty() {
         return Err(not_yet(s, "expect.marks", "coverage marks"));

@@ -45,7 +45,17 @@ pub enum NodeState {
     Killed,
 }
 
+/// What a node is, for fault targeting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Broker,
+    Controller,
+    Producer,
+    Consumer,
+}
+
 struct Node {
+    role: Role,
     /// Closed while the node is down: a restarted host waits at it before starting.
     gate: Rc<Cell<bool>>,
     state: NodeState,
@@ -152,14 +162,14 @@ impl<'a> World<'a> {
         Ok(world)
     }
 
-    fn new_node(&mut self, name: &str) -> Rc<Cell<bool>> {
+    fn new_node(&mut self, name: &str, role: Role) -> Rc<Cell<bool>> {
         let gate = Rc::new(Cell::new(true));
-        self.nodes.insert(name.to_string(), Node { gate: gate.clone(), state: NodeState::Up, disk: None, kills: 0 });
+        self.nodes.insert(name.to_string(), Node { role, gate: gate.clone(), state: NodeState::Up, disk: None, kills: 0 });
         gate
     }
 
-    fn add_disk(&mut self, name: &str) -> (Rc<Cell<bool>>, MemStorage) {
-        let gate = self.new_node(name);
+    fn add_disk(&mut self, name: &str, role: Role) -> (Rc<Cell<bool>>, MemStorage) {
+        let gate = self.new_node(name, role);
         let disk = MemStorage::new();
         self.nodes.get_mut(name).expect("just added").disk = Some(disk.clone());
         (gate, disk)
@@ -171,7 +181,7 @@ impl<'a> World<'a> {
         let topics = topic_assignments(s);
         for c in 0..s.cluster.controllers {
             let name = controller_name(c);
-            let (gate, disk) = self.add_disk(&name);
+            let (gate, disk) = self.add_disk(&name, Role::Controller);
             let (config, voters, topics, trace) = (config.clone(), voters.clone(), topics.clone(), node_tracer(&self.trace, &name));
             let starts = Rc::new(Cell::new(0u64));
             self.starts.insert(name.clone(), starts.clone());
@@ -215,7 +225,7 @@ impl<'a> World<'a> {
         let cluster_id = format!("stormlog-{}", s.name);
         for b in 0..s.cluster.brokers {
             let name = broker_name(b);
-            let (gate, disk) = self.add_disk(&name);
+            let (gate, disk) = self.add_disk(&name, Role::Broker);
             let snapshots = Rc::new(RefCell::new(Vec::new()));
             self.snapshots.insert(name.clone(), snapshots.clone());
             let changed = self.snapshots_changed.clone();
@@ -315,7 +325,7 @@ impl<'a> World<'a> {
         for (i, spec) in s.producers.iter().enumerate() {
             for n in 0..spec.count {
                 let process = format!("{}-{n}", spec.name);
-                let gate = self.new_node(&process);
+                let gate = self.new_node(&process, Role::Producer);
                 let work = Rc::new(ProducerWork {
                     process: process.clone(),
                     topic: spec.topic.clone(),
@@ -349,7 +359,7 @@ impl<'a> World<'a> {
         for (i, spec) in s.consumers.iter().enumerate() {
             for n in 0..spec.count {
                 let process = format!("{}-{n}", spec.name);
-                let gate = self.new_node(&process);
+                let gate = self.new_node(&process, Role::Consumer);
                 let work = Rc::new(ConsumerWork {
                     process: process.clone(),
                     topics: spec.topics.clone(),
@@ -382,6 +392,19 @@ impl<'a> World<'a> {
 
     pub fn node_names(&self) -> Vec<String> {
         self.nodes.keys().cloned().collect()
+    }
+
+    pub fn nodes_with_role(&self, role: Role) -> Vec<String> {
+        self.nodes.iter().filter(|(_, n)| n.role == role).map(|(k, _)| k.clone()).collect()
+    }
+
+    /// Running brokers that lead at least one partition now.
+    pub fn current_leaders(&self) -> Vec<String> {
+        self.snapshots
+            .iter()
+            .filter(|(name, snaps)| self.state(name) == Some(NodeState::Up) && snaps.borrow().iter().any(|p| p.is_leader))
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     pub fn state(&self, node: &str) -> Option<NodeState> {

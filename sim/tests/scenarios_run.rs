@@ -155,3 +155,20 @@ fn acks_all_is_not_fsync_a_correlated_power_loss_shows_the_difference() {
     assert!(with.iter().all(|l| *l == with[0] && *l > 100), "fsynced replicas came back unequal or empty: {with:?}");
     assert!(without.iter().all(|l| *l < with[0]), "unsynced replicas kept more than the fsynced ones: {without:?} vs {with:?}");
 }
+
+#[test]
+fn the_random_nemesis_really_injects_faults_and_the_safe_configuration_survives_them() {
+    let s = load("safe_config_under_random_faults_keeps_acknowledged_writes.toml");
+    for seed in [3, 11] {
+        let o = run_seed(&s, seed).unwrap();
+        assert!(o.failure.is_none() && o.anomalies.is_empty(), "seed {seed}: {:?} {:?}", o.failure, o.anomalies);
+        let faults = o.trace.lines().iter().filter(|l| l.contains(" fault ")).count();
+        let heals = o.trace.lines().iter().filter(|l| l.contains(" heal ")).count();
+        assert!(faults >= 5, "seed {seed}: only {faults} faults were drawn");
+        assert!(heals >= faults, "seed {seed}: {faults} faults but {heals} heals");
+    }
+    // The same seed draws the same faults.
+    let a = run_seed(&s, 3).unwrap();
+    let b = run_seed(&s, 3).unwrap();
+    assert_eq!(a.trace.hash(), b.trace.hash());
+}
