@@ -9,7 +9,6 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
@@ -18,8 +17,7 @@ use crate::client::{list_offset, ClientError, Connection, LATEST_TIMESTAMP};
 use crate::controller::{decode, MetadataImage};
 use crate::ids::{BrokerId, TopicPartition};
 use crate::observe::Tracer;
-use crate::protocol::{FrameDecoder, REQUEST_BYTES_MAX};
-use crate::seam::{BoxStream, Entropy, Network, Storage};
+use crate::seam::{BoxStream, Entropy, FramedStream, Network, Storage};
 
 use super::config::BrokerConfig;
 use super::controller_link::{self, ControllerLink};
@@ -185,21 +183,10 @@ async fn ticker(sh: Rc<Shared>) {
 
 /// Reads frames, answers them in order; a parked request holds the connection (as Kafka mutes
 /// a channel while a request is in flight).
-async fn serve_connection(sh: Rc<Shared>, mut stream: BoxStream) {
-    let mut decoder = FrameDecoder::new(REQUEST_BYTES_MAX);
-    let mut buf = vec![0u8; 64 * 1024];
+async fn serve_connection(sh: Rc<Shared>, stream: BoxStream) {
+    let mut stream = FramedStream::new(stream);
     loop {
-        let frame = match decoder.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    decoder.push(&buf[..n]);
-                    continue;
-                }
-            },
-            Err(_) => return,
-        };
+        let Ok(Some(frame)) = stream.read_frame().await else { return };
         let handled = sh.core.borrow_mut().handle_frame(sh.now_ms(), frame);
         let alters = sh.core.borrow_mut().poll_alter_partitions();
         if !alters.is_empty() {
@@ -212,7 +199,7 @@ async fn serve_connection(sh: Rc<Shared>, mut stream: BoxStream) {
             Handled::Close(_) => return,
             Handled::Parked { id, deadline_ms } => wait_parked(&sh, id, deadline_ms).await,
         };
-        if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
+        if stream.write_frame(&answer).await.is_err() {
             return;
         }
     }

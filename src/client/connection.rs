@@ -1,17 +1,15 @@
 use std::time::Duration;
 
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::protocol::{decode_response, encode_request, FrameDecoder, REQUEST_BYTES_MAX};
-use crate::seam::{BoxStream, Network};
+use crate::protocol::{decode_response, encode_request};
+use crate::seam::{FramedStream, Network};
 
 use super::error::ClientError;
 
 /// One connection to a broker, one request at a time (Kafka answers a connection in order).
 pub struct Connection {
-    stream: BoxStream,
-    decoder: FrameDecoder,
+    stream: FramedStream,
     next_correlation_id: i32,
     client_id: String,
     pub addr: String,
@@ -25,8 +23,7 @@ impl Connection {
             Err(_) => return Err(ClientError::Connect(format!("{addr}: timed out"))),
         };
         Ok(Connection {
-            stream,
-            decoder: FrameDecoder::new(REQUEST_BYTES_MAX),
+            stream: FramedStream::new(stream),
             next_correlation_id: 0,
             client_id: client_id.to_string(),
             addr: addr.to_string(),
@@ -55,23 +52,15 @@ impl Connection {
         self.next_correlation_id = self.next_correlation_id.wrapping_add(1);
         let frame = encode_request(api_key, version, correlation_id, &self.client_id, body)
             .map_err(|e| ClientError::Protocol(e.to_string()))?;
-        self.stream.write_all(&frame).await.map_err(|e| ClientError::Io(e.to_string()))?;
-        // One simulator sends nothing until flush; real TCP does not mind.
-        self.stream.flush().await.map_err(|e| ClientError::Io(e.to_string()))?;
+        self.stream.write_frame(&frame).await.map_err(|e| ClientError::Io(e.to_string()))?;
         Ok(correlation_id)
     }
 
     async fn read_frame(&mut self) -> Result<bytes::Bytes, ClientError> {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            if let Some(frame) = self.decoder.next_frame().map_err(|e| ClientError::Protocol(e.to_string()))? {
-                return Ok(frame);
-            }
-            let n = self.stream.read(&mut buf).await.map_err(|e| ClientError::Io(e.to_string()))?;
-            if n == 0 {
-                return Err(ClientError::Io("connection closed by peer".into()));
-            }
-            self.decoder.push(&buf[..n]);
+        match self.stream.read_frame().await {
+            Ok(Some(frame)) => Ok(frame),
+            Ok(None) => Err(ClientError::Io("connection closed by peer".into())),
+            Err(e) => Err(ClientError::Io(e.to_string())),
         }
     }
 }

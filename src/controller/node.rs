@@ -13,14 +13,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::{Mutex, Notify};
 use tokio::time::Instant;
 
 use crate::observe::Tracer;
-use crate::protocol::{api_versions_response_for, decode_request_for, encode_response, FrameDecoder, WireError, CONTROLLER_APIS, REQUEST_BYTES_MAX};
+use crate::protocol::{api_versions_response_for, decode_request_for, encode_response, WireError, CONTROLLER_APIS};
 use crate::raft::{Message, NodeId, RaftConfig, RaftNode, Role};
-use crate::seam::{BoxStream, Entropy, Network, Storage};
+use crate::seam::{BoxStream, Entropy, FramedStream, Network, Storage};
 
 use super::core::{ControllerConfig, ControllerCore, ControllerError};
 use super::records::{decode, encode, MetadataRecord};
@@ -273,23 +272,12 @@ async fn create_topics(sh: Rc<Shared>) {
     }
 }
 
-async fn serve_connection(sh: Rc<Shared>, mut stream: BoxStream) {
-    let mut decoder = FrameDecoder::new(REQUEST_BYTES_MAX);
-    let mut buf = vec![0u8; 64 * 1024];
+async fn serve_connection(sh: Rc<Shared>, stream: BoxStream) {
+    let mut stream = FramedStream::new(stream);
     loop {
-        let frame = match decoder.next_frame() {
-            Ok(Some(f)) => f,
-            Ok(None) => match stream.read(&mut buf).await {
-                Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    decoder.push(&buf[..n]);
-                    continue;
-                }
-            },
-            Err(_) => return,
-        };
+        let Ok(Some(frame)) = stream.read_frame().await else { return };
         let Some(answer) = handle_frame(&sh, frame).await else { return };
-        if stream.write_all(&answer).await.is_err() || stream.flush().await.is_err() {
+        if stream.write_frame(&answer).await.is_err() {
             return;
         }
     }

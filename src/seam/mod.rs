@@ -7,6 +7,7 @@
 
 mod clock;
 mod entropy;
+mod framed;
 mod mem_storage;
 mod network;
 mod std_storage;
@@ -15,6 +16,7 @@ mod tokio_network;
 
 pub use clock::{Clock, SystemClock};
 pub use entropy::Entropy;
+pub use framed::FramedStream;
 pub use mem_storage::MemStorage;
 pub use network::{BoxStream, Listener, LocalFuture, Network, Stream};
 pub use std_storage::StdStorage;
