@@ -54,6 +54,10 @@ pub enum Command {
         format: Format,
         #[arg(long, default_value = "reports")]
         report_dir: PathBuf,
+        /// Run only shard K of N (1-based): the seeds whose position modulo N is K-1. Shards'
+        /// JSON lines merge by concatenation.
+        #[arg(long, value_parser = parse_shard)]
+        shard: Option<(u64, u64)>,
     },
     /// Replay one seed in full detail and write its report.
     Repro {
@@ -82,8 +86,8 @@ pub enum Command {
 /// Runs the command; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Run { paths, seeds, seed, first_seed, jobs, engine: _, format, report_dir } => {
-            let seeds = SeedChoice { count: seeds, single: seed, first: first_seed };
+        Command::Run { paths, seeds, seed, first_seed, jobs, engine: _, format, report_dir, shard } => {
+            let seeds = SeedChoice { count: seeds, single: seed, first: first_seed, shard };
             cmd_run(&paths, seeds, jobs.max(1), format, &report_dir)
         }
         Command::Repro { scenario, seed, trace, report_dir } => cmd_repro(&scenario, seed, trace.as_deref(), &report_dir),
@@ -128,15 +132,31 @@ struct SeedChoice {
     count: Option<u64>,
     single: Option<u64>,
     first: u64,
+    shard: Option<(u64, u64)>,
 }
 
 impl SeedChoice {
     fn for_scenario(&self, s: &Scenario) -> Vec<u64> {
-        match self.single {
+        let all: Vec<u64> = match self.single {
             Some(seed) => vec![seed],
             None => (self.first..self.first + self.count.unwrap_or(s.seeds)).collect(),
+        };
+        match self.shard {
+            Some((k, n)) => all.into_iter().enumerate().filter(|(i, _)| *i as u64 % n == k - 1).map(|(_, s)| s).collect(),
+            None => all,
         }
     }
+}
+
+/// `K/N` with 1 <= K <= N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let err = || format!("expected K/N with 1 <= K <= N, found {text:?}");
+    let (k, n) = text.split_once('/').ok_or_else(err)?;
+    let (k, n): (u64, u64) = (k.trim().parse().map_err(|_| err())?, n.trim().parse().map_err(|_| err())?);
+    if k == 0 || n == 0 || k > n {
+        return Err(err());
+    }
+    Ok((k, n))
 }
 
 /// Runs seeds on `jobs` threads, one simulation per thread; results in seed order.

@@ -65,6 +65,7 @@ fn apply(action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world
         FaultKind::PartitionOneway => world.partition_oneway(targets, peers),
         FaultKind::Repair => world.repair(targets, peers),
         FaultKind::Hold => world.hold(targets, peers),
+        FaultKind::DiskLoss => targets.iter().for_each(|n| world.disk_loss(n)),
         FaultKind::Release => world.release(targets, peers),
         // `support::check_supported` refuses every other action before a run starts.
         other => unreachable!("fault {} passed the support check", other.name()),

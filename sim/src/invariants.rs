@@ -99,6 +99,18 @@ impl Invariants {
     }
 }
 
+/// Liveness at the end of the heal phase: every partition has a leader (`no-leader`).
+pub fn check_leaders(now_ms: u64, snapshots: &BTreeMap<String, Vec<PartitionSnapshot>>, partitions: &[(String, i32)]) -> Vec<Anomaly> {
+    partitions
+        .iter()
+        .filter(|(t, p)| !snapshots.values().flatten().any(|s| s.is_leader && s.tp.topic == *t && s.tp.partition == *p))
+        .map(|(t, p)| {
+            Anomaly::new("no-leader", now_ms, &Tp { topic: t.clone(), partition: *p })
+                .explained(format!("{t}/{p} had no leader at the end of the heal phase, with every fault healed"))
+        })
+        .collect()
+}
+
 /// The batches of a replica's log as (base offset, last offset, CRC), read from its disk.
 fn batch_digests(disk: &MemStorage, topic: &str, partition: i32, upto: i64) -> Vec<(i64, i64, u32)> {
     let storage: Rc<dyn Storage> = Rc::new(disk.clone());
@@ -223,5 +235,14 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].kind.as_str(), found[0].offsets.clone()), ("divergent-replicas", vec![1]));
         assert!(found[0].explanation.contains("unclean"), "{}", found[0].explanation);
+    }
+
+    #[test]
+    fn a_partition_nobody_leads_after_heal_is_reported() {
+        let snaps = world(&[("broker-0", snap(true, 1, 0)), ("broker-1", snap(false, 1, 0))]);
+        assert!(check_leaders(5, &snaps, &[("t".to_string(), 0)]).is_empty());
+        let found = check_leaders(5, &snaps, &[("t".to_string(), 0), ("t".to_string(), 1)]);
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].kind.as_str(), found[0].partition), ("no-leader", 1));
     }
 }

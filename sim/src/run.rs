@@ -10,7 +10,7 @@ use std::sync::Once;
 use crate::checkers::{check_all, Anomaly};
 use crate::faults::FaultPlayer;
 use crate::history::History;
-use crate::invariants::{check_divergence, Invariants};
+use crate::invariants::{check_divergence, check_leaders, Invariants};
 use crate::nemesis::NemesisPlayer;
 use crate::scenario::{Outcome, Scenario, ScenarioError};
 use crate::support::check_supported;
@@ -74,7 +74,13 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let trace = world.trace.borrow().clone();
     let mut anomalies = check_all(&history, &s.checks.disable);
     let unclean = unclean_elections(&trace);
-    let white_box = invariants.anomalies.into_iter().chain(check_divergence(sim_ms, &world.snapshot_map(), &world.broker_disks(), &unclean));
+    let partitions: Vec<(String, i32)> = s.topics.iter().flat_map(|t| (0..t.partitions as i32).map(|p| (t.name.clone(), p))).collect();
+    let snapshots = world.snapshot_map();
+    let white_box = invariants
+        .anomalies
+        .into_iter()
+        .chain(check_divergence(sim_ms, &snapshots, &world.broker_disks(), &unclean))
+        .chain(if failure.is_none() { check_leaders(sim_ms, &snapshots, &partitions) } else { Vec::new() });
     anomalies.extend(white_box.filter(|a| !s.checks.disable.contains(&a.kind)));
     crate::checkers::sort_anomalies(&mut anomalies);
     Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, failure })

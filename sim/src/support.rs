@@ -22,6 +22,7 @@ const FAULTS_SUPPORTED: &[FaultKind] = &[
     FaultKind::Repair,
     FaultKind::Hold,
     FaultKind::Release,
+    FaultKind::DiskLoss,
 ];
 /// What the random nemesis can draw (each heals itself after its drawn duration).
 const NEMESIS_KINDS: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Partition, FaultKind::PartitionOneway, FaultKind::Isolate, FaultKind::Hold];

@@ -456,6 +456,14 @@ impl<'a> World<'a> {
         self.event(node, "fault kill");
     }
 
+    /// The disk loses its unsynced tail while the process keeps running (a failing disk or a
+    /// lying cache): what the process wrote and did not fsync is gone from under it.
+    pub fn disk_loss(&mut self, node: &str) {
+        let Some(disk) = self.nodes.get(node).and_then(|n| n.disk.clone()) else { return };
+        disk.lose_unsynced();
+        self.event(node, "fault disk-loss");
+    }
+
     /// Starts a stopped node again, or restarts a running one.
     pub fn restart(&mut self, node: &str) {
         let Some(n) = self.nodes.get_mut(node) else { return };

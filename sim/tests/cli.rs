@@ -45,3 +45,24 @@ fn list_shows_the_catalog() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("smoke") && text.contains("clean"), "{text}");
 }
+
+#[test]
+fn a_usage_error_is_bad_input_exit_1_not_2() {
+    let (code, text) = stormlog(&["run", "../scenarios/smoke.toml", "--shard", "4/3"]);
+    assert_eq!(code, 1, "{text}");
+    let (code, _) = stormlog(&["frobnicate"]);
+    assert_eq!(code, 1);
+    let (code, text) = stormlog(&["--help"]);
+    assert_eq!(code, 0, "{text}");
+}
+
+#[test]
+fn shards_split_the_seeds_without_overlap() {
+    let seeds = |k: u32| -> Vec<String> {
+        let (code, text) = stormlog(&["run", "../scenarios/smoke.toml", "--seeds", "5", "--shard", &format!("{k}/2"), "--format", "json"]);
+        assert_eq!(code, 0, "{text}");
+        text.lines().filter(|l| !l.contains("\"summary\"")).filter_map(|l| l.split("\"seed\":").nth(1)).map(|r| r.split(',').next().unwrap().to_string()).collect()
+    };
+    assert_eq!(seeds(1), ["0", "2", "4"]);
+    assert_eq!(seeds(2), ["1", "3"]);
+}
