@@ -58,12 +58,18 @@ pub enum Command {
         /// JSON lines merge by concatenation.
         #[arg(long, value_parser = parse_shard)]
         shard: Option<(u64, u64)>,
+        /// Swarm testing: each seed also draws which fault kinds are on and how often.
+        #[arg(long)]
+        swarm: bool,
     },
     /// Replay one seed in full detail and write its report.
     Repro {
         scenario: PathBuf,
         #[arg(long, env = "STORMLOG_SEED")]
         seed: u64,
+        /// Replay the seed as a swarm seed (its fault mix drawn from the seed).
+        #[arg(long)]
+        swarm: bool,
         /// Also write the trace to this file.
         #[arg(long)]
         trace: Option<PathBuf>,
@@ -78,6 +84,8 @@ pub enum Command {
         seeds: u64,
         #[arg(long, default_value_t = 0)]
         first_seed: u64,
+        #[arg(long)]
+        swarm: bool,
     },
     /// List scenarios with their descriptions and expectations.
     List { folder: Option<PathBuf> },
@@ -86,12 +94,12 @@ pub enum Command {
 /// Runs the command; returns the process exit code.
 pub fn main(cli: Cli) -> i32 {
     let result = match cli.command {
-        Command::Run { paths, seeds, seed, first_seed, jobs, engine: _, format, report_dir, shard } => {
+        Command::Run { paths, seeds, seed, first_seed, jobs, engine: _, format, report_dir, shard, swarm } => {
             let seeds = SeedChoice { count: seeds, single: seed, first: first_seed, shard };
-            cmd_run(&paths, seeds, jobs.max(1), format, &report_dir)
+            cmd_run(&paths, seeds, RunOptions { jobs: jobs.max(1), format, swarm }, &report_dir)
         }
-        Command::Repro { scenario, seed, trace, report_dir } => cmd_repro(&scenario, seed, trace.as_deref(), &report_dir),
-        Command::Meta { scenarios, seeds, first_seed } => cmd_meta(&scenarios, first_seed, seeds),
+        Command::Repro { scenario, seed, swarm, trace, report_dir } => cmd_repro(&scenario, seed, swarm, trace.as_deref(), &report_dir),
+        Command::Meta { scenarios, seeds, first_seed, swarm } => cmd_meta(&scenarios, first_seed, seeds, swarm),
         Command::List { folder } => cmd_list(folder.as_deref().unwrap_or(Path::new("scenarios"))),
     };
     match result {
@@ -159,18 +167,36 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((k, n))
 }
 
+#[derive(Clone, Copy)]
+struct RunOptions {
+    jobs: usize,
+    format: Format,
+    swarm: bool,
+}
+
+/// One seed, as the swarm draws it when swarming; the draw's description with it.
+fn run_one(s: &Scenario, seed: u64, swarm: bool) -> Result<(SeedOutcome, Option<String>), ScenarioError> {
+    if !swarm {
+        return run_seed(s, seed).map(|o| (o, None));
+    }
+    let (drawn, description) = crate::swarm::draw(s, seed);
+    run_seed(&drawn, seed).map(|o| (o, Some(description)))
+}
+
+type SeedResult = (SeedOutcome, Option<String>, u128);
+
 /// Runs seeds on `jobs` threads, one simulation per thread; results in seed order.
-fn run_seeds(s: &Scenario, seeds: &[u64], jobs: usize) -> Result<Vec<(SeedOutcome, u128)>, ScenarioError> {
+fn run_seeds(s: &Scenario, seeds: &[u64], jobs: usize, swarm: bool) -> Result<Vec<SeedResult>, ScenarioError> {
     let chunks: Vec<Vec<u64>> = (0..jobs).map(|j| seeds.iter().copied().skip(j).step_by(jobs).collect()).collect();
     let mut all = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|seed| timed(|| run_seed(s, seed))).collect::<Vec<_>>()))
+            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|seed| timed(|| run_one(s, seed, swarm))).collect::<Vec<_>>()))
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a seed runner thread panicked outside the simulation")).collect::<Vec<_>>()
     });
-    all.sort_by_key(|(o, _)| o.as_ref().map_or(0, |o| o.seed));
-    all.into_iter().map(|(o, ms)| o.map(|o| (o, ms))).collect()
+    all.sort_by_key(|(o, _)| o.as_ref().map_or(0, |(o, _)| o.seed));
+    all.into_iter().map(|(o, ms)| o.map(|(o, d)| (o, d, ms))).collect()
 }
 
 /// Wall time is metadata about the run, never an input to it.
@@ -181,7 +207,8 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, u128) {
     (out, start.elapsed().as_millis())
 }
 
-fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, jobs: usize, format: Format, report_dir: &Path) -> Result<i32, ScenarioError> {
+fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &Path) -> Result<i32, ScenarioError> {
+    let RunOptions { jobs, format, swarm } = opts;
     let scenarios = load_all(paths)?;
     let mut code = EXIT_MET;
     for s in &scenarios {
@@ -189,18 +216,19 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, jobs: usize, format: Format, re
         if format == Format::Human {
             println!("scenario {} ({}), seeds {}, engine turmoil", s.name, s.path, describe_seeds(&seed_list));
         }
-        let outcomes = run_seeds(s, &seed_list, jobs)?;
-        let verdict = judge(s, &outcomes.iter().map(|(o, _)| (o.seed, kinds(o), o.failure.is_some())).collect::<Vec<_>>());
-        for (o, wall_ms) in &outcomes {
+        let results = run_seeds(s, &seed_list, jobs, swarm)?;
+        let verdict = judge(s, &results.iter().map(|(o, _, _)| (o.seed, kinds(o), o.failure.is_some())).collect::<Vec<_>>());
+        for (o, drawn, wall_ms) in &results {
             match format {
-                Format::Json => println!("{}", seed_json(s, o, *wall_ms)),
-                Format::Human => println!("  {}", seed_line(o)),
+                Format::Json => println!("{}", seed_json(s, o, drawn.as_deref(), *wall_ms)),
+                Format::Human => println!("  {}{}", seed_line(o), drawn.as_ref().map(|d| format!("  [{d}]")).unwrap_or_default()),
             }
         }
-        let reports = write_reports(s, &outcomes, &verdict, report_dir);
+        let outcomes: Vec<(SeedOutcome, u128)> = results.into_iter().map(|(o, _, ms)| (o, ms)).collect();
+        let reports = write_reports(s, &outcomes, &verdict, report_dir, swarm);
         match format {
             Format::Json => println!("{}", summary_json(s, &verdict)),
-            Format::Human => print_verdict(s, &verdict, &reports),
+            Format::Human => print_verdict(s, &verdict, &reports, swarm),
         }
         code = code.max(if !verdict.failures.is_empty() { EXIT_PANIC } else if verdict.met { EXIT_MET } else { EXIT_UNMET });
     }
@@ -232,38 +260,38 @@ fn seed_line(o: &SeedOutcome) -> String {
 }
 
 /// Reports for seeds that went against the expectation, and for every system failure.
-fn write_reports(s: &Scenario, outcomes: &[(SeedOutcome, u128)], v: &Verdict, dir: &Path) -> Vec<(u64, String)> {
+fn write_reports(s: &Scenario, outcomes: &[(SeedOutcome, u128)], v: &Verdict, dir: &Path, swarm: bool) -> Vec<(u64, String)> {
     let unexpected = |seed: u64| v.failures.contains(&seed) || (s.expect.outcome == crate::scenario::Outcome::Clean && v.notable_seeds.contains(&seed));
     outcomes
         .iter()
         .filter(|(o, _)| unexpected(o.seed))
         .map(|(o, _)| {
-            let at = report::write(dir, s, o).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
+            let at = report::write(dir, s, o, swarm).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
             (o.seed, at)
         })
         .collect()
 }
 
-fn print_verdict(s: &Scenario, v: &Verdict, reports: &[(u64, String)]) {
+fn print_verdict(s: &Scenario, v: &Verdict, reports: &[(u64, String)], swarm: bool) {
     let expect = s.expect.outcome.name();
     let status = if v.met { "MET" } else { "NOT MET" };
     println!("{}: expect {expect}: {} seeds, {} with anomalies: {} — {status}", s.name, v.seeds, v.seeds_with_anomalies, v.reason);
     for (seed, at) in reports {
         println!("  report for seed {seed}: {at}");
-        println!("  repro: {}", report::repro_command(&s.path, *seed));
+        println!("  repro: {}", report::repro_command(&s.path, *seed, swarm));
     }
     if !v.met && reports.is_empty() {
         if let Some(seed) = v.notable_seeds.first().or(v.failures.first()) {
-            println!("  repro: {}", report::repro_command(&s.path, *seed));
+            println!("  repro: {}", report::repro_command(&s.path, *seed, swarm));
         }
     }
 }
 
-fn seed_json(s: &Scenario, o: &SeedOutcome, wall_ms: u128) -> String {
+fn seed_json(s: &Scenario, o: &SeedOutcome, swarm: Option<&str>, wall_ms: u128) -> String {
     serde_json::json!({
         "scenario": s.name, "seed": o.seed, "engine": "turmoil", "anomalies": o.anomalies,
         "trace_hash": o.trace.hash(), "sim_ms": o.sim_ms, "events": o.trace.len(), "wall_ms": wall_ms,
-        "failure": o.failure,
+        "failure": o.failure, "swarm": swarm,
     })
     .to_string()
 }
@@ -276,11 +304,14 @@ fn summary_json(s: &Scenario, v: &Verdict) -> String {
     .to_string()
 }
 
-fn cmd_repro(path: &Path, seed: u64, trace_out: Option<&Path>, report_dir: &Path) -> Result<i32, ScenarioError> {
+fn cmd_repro(path: &Path, seed: u64, swarm: bool, trace_out: Option<&Path>, report_dir: &Path) -> Result<i32, ScenarioError> {
     let s = &load_all(&[path.to_path_buf()])?[0];
     println!("scenario {} ({}), seed {seed}, engine turmoil", s.name, s.path);
-    let (o, wall_ms) = timed(|| run_seed(s, seed));
-    let o = o?;
+    let (o, wall_ms) = timed(|| run_one(s, seed, swarm));
+    let (o, drawn) = o?;
+    if let Some(d) = drawn {
+        println!("{d}");
+    }
     for a in &o.anomalies {
         println!("{} at {} ms, {}/{} offsets {:?} values {:?} nodes [{}]", a.kind, a.time_ms, a.topic, a.partition, a.offsets, a.values, a.nodes.join(", "));
         println!("    {}", a.explanation);
@@ -295,28 +326,28 @@ fn cmd_repro(path: &Path, seed: u64, trace_out: Option<&Path>, report_dir: &Path
     if let Some(t) = trace_out {
         std::fs::write(t, o.trace.to_text()).map_err(|e| ScenarioError::new(&t.display().to_string(), "", format!("a writable file ({e})")))?;
     }
-    match report::write(report_dir, s, &o) {
+    match report::write(report_dir, s, &o, swarm) {
         Ok(p) => println!("report: {}", p.display()),
         Err(e) => println!("report not written: {e}"),
     }
-    println!("repro: {}", report::repro_command(&s.path, seed));
+    println!("repro: {}", report::repro_command(&s.path, seed, swarm));
     let v = judge(s, &[(o.seed, kinds(&o), o.failure.is_some())]);
     Ok(if o.failure.is_some() { EXIT_PANIC } else if v.met { EXIT_MET } else { EXIT_UNMET })
 }
 
-fn cmd_meta(paths: &[PathBuf], first: u64, count: u64) -> Result<i32, ScenarioError> {
+fn cmd_meta(paths: &[PathBuf], first: u64, count: u64, swarm: bool) -> Result<i32, ScenarioError> {
     let mut code = EXIT_MET;
     for s in &load_all(paths)? {
         println!("scenario {} ({}), seeds {first}..{}, each run twice", s.name, s.path, first + count);
         for seed in first..first + count {
-            let a = run_seed(s, seed)?;
-            let b = run_seed(s, seed)?;
+            let (a, _) = run_one(s, seed, swarm)?;
+            let (b, _) = run_one(s, seed, swarm)?;
             match first_difference(&a.trace, &b.trace) {
                 None => println!("  seed {seed}: identical (trace {}, {} events)", a.trace.hash(), a.trace.len()),
                 Some((line, x, y)) => {
                     code = EXIT_UNMET;
                     println!("  seed {seed}: DIVERGED at event {line}\n    first:  {}\n    second: {}", x.unwrap_or("(end)"), y.unwrap_or("(end)"));
-                    println!("  repro: {}", report::repro_command(&s.path, seed));
+                    println!("  repro: {}", report::repro_command(&s.path, seed, swarm));
                 }
             }
         }

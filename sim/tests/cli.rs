@@ -66,3 +66,13 @@ fn shards_split_the_seeds_without_overlap() {
     assert_eq!(seeds(1), ["0", "2", "4"]);
     assert_eq!(seeds(2), ["1", "3"]);
 }
+
+#[test]
+fn swarm_runs_print_each_seeds_draw_and_replay_it() {
+    let (code, text) = stormlog(&["run", "../scenarios/smoke.toml", "--seeds", "2", "--swarm"]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(text.matches("[swarm kinds=").count(), 2, "{text}");
+    let (code, text) = stormlog(&["repro", "../scenarios/smoke.toml", "--seed", "1", "--swarm", "--report-dir", &std::env::temp_dir().display().to_string()]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("swarm kinds=") && text.contains("--seed 1 --swarm"), "{text}");
+}
