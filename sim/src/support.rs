@@ -159,6 +159,7 @@ pub fn producer_config(s: &Scenario, index: usize, instance: u32) -> Result<Prod
             "retry.backoff.ms" => c.retry_backoff_ms = to_u64(int(s, &key, v, 0)?),
             "request.timeout.ms" => c.request_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "delivery.timeout.ms" => c.delivery_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            "socket.connection.setup.timeout.ms" => c.connection_setup_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "enable.idempotence" if v.as_bool() == Some(false) => idempotence_off = true,
             "enable.idempotence" => return Err(not_yet(s, key, "the idempotent producer")),
             // One request at a time is all this producer does; saying so keeps runs honest.
@@ -201,6 +202,7 @@ pub fn consumer_config(s: &Scenario, index: usize, instance: u32) -> Result<Cons
             ("fetch.max.wait.ms", _) => c.fetch_max_wait_ms = i32::try_from(int(s, &key, v, 0)?).unwrap_or(i32::MAX),
             ("max.partition.fetch.bytes", _) => c.max_partition_fetch_bytes = i32::try_from(int(s, &key, v, 1)?).unwrap_or(i32::MAX),
             ("request.timeout.ms", _) => c.request_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            ("socket.connection.setup.timeout.ms", _) => c.connection_setup_timeout_ms = to_u64(int(s, &key, v, 1)?),
             _ => return Err(not_yet(s, key, &format!("consumer config {k} = {v}"))),
         }
     }

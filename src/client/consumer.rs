@@ -41,6 +41,8 @@ pub struct ConsumerConfig {
     pub max_partition_fetch_bytes: i32,
     /// `request.timeout.ms` (default 30000)
     pub request_timeout_ms: u64,
+    /// `socket.connection.setup.timeout.ms` (default 10000)
+    pub connection_setup_timeout_ms: u64,
     /// `isolation.level`: 0 read_uncommitted (default), 1 read_committed
     pub isolation_level: i8,
 }
@@ -53,6 +55,7 @@ impl Default for ConsumerConfig {
             fetch_max_wait_ms: 500,
             max_partition_fetch_bytes: 1024 * 1024,
             request_timeout_ms: 30_000,
+            connection_setup_timeout_ms: 10_000,
             isolation_level: 0,
         }
     }
@@ -117,7 +120,8 @@ impl Consumer {
         if self.metadata.is_some() {
             return Ok(());
         }
-        let m = MetadataCache::fetch(self.net.as_ref(), &self.bootstrap, &self.config.client_id, self.config.request_timeout_ms).await?;
+        let timeouts = (self.config.connection_setup_timeout_ms, self.config.request_timeout_ms);
+        let m = MetadataCache::fetch(self.net.as_ref(), &self.bootstrap, &self.config.client_id, timeouts).await?;
         for topic in &self.topics {
             for p in 0..m.partitions(topic).unwrap_or(0) {
                 self.positions.entry(TopicPartition::new(topic.clone(), p)).or_insert(None);
@@ -233,7 +237,7 @@ impl Consumer {
                 .as_ref()
                 .and_then(|m| m.brokers.get(&id).cloned())
                 .ok_or_else(|| ClientError::Connect(format!("no address for {id}")))?;
-            let c = Connection::connect(self.net.as_ref(), &addr, &self.config.client_id, self.config.request_timeout_ms).await?;
+            let c = Connection::connect(self.net.as_ref(), &addr, &self.config.client_id, self.config.connection_setup_timeout_ms).await?;
             self.conns.insert(id, c);
         }
         Ok(self.conns.get_mut(&id).expect("just inserted"))

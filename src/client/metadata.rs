@@ -21,11 +21,12 @@ pub struct MetadataCache {
 }
 
 impl MetadataCache {
-    /// Asks the bootstrap servers, in order, until one answers.
-    pub async fn fetch(net: &dyn Network, bootstrap: &[String], client_id: &str, timeout_ms: u64) -> Result<MetadataCache, ClientError> {
+    /// Asks the bootstrap servers, in order, until one answers; `timeouts` are (connection
+    /// setup, request) in milliseconds.
+    pub async fn fetch(net: &dyn Network, bootstrap: &[String], client_id: &str, timeouts: (u64, u64)) -> Result<MetadataCache, ClientError> {
         let mut last = ClientError::Connect("no bootstrap servers".into());
         for addr in bootstrap {
-            match Self::fetch_from(net, addr, client_id, timeout_ms).await {
+            match Self::fetch_from(net, addr, client_id, timeouts).await {
                 Ok(m) => return Ok(m),
                 Err(e) => last = e,
             }
@@ -33,10 +34,10 @@ impl MetadataCache {
         Err(last)
     }
 
-    async fn fetch_from(net: &dyn Network, addr: &str, client_id: &str, timeout_ms: u64) -> Result<MetadataCache, ClientError> {
-        let mut conn = Connection::connect(net, addr, client_id, timeout_ms).await?;
+    async fn fetch_from(net: &dyn Network, addr: &str, client_id: &str, (connect_ms, request_ms): (u64, u64)) -> Result<MetadataCache, ClientError> {
+        let mut conn = Connection::connect(net, addr, client_id, connect_ms).await?;
         let req = RequestKind::Metadata(MetadataRequest::default().with_topics(None));
-        match conn.request(ApiKey::Metadata, METADATA_VERSION, req, timeout_ms).await? {
+        match conn.request(ApiKey::Metadata, METADATA_VERSION, req, request_ms).await? {
             ResponseKind::Metadata(m) => Ok(Self::from_response(&m)),
             other => Err(ClientError::Protocol(format!("expected Metadata, got {other:?}"))),
         }

@@ -55,6 +55,8 @@ pub struct ProducerConfig {
     pub retry_backoff_ms: u64,
     /// `request.timeout.ms` (default 30000)
     pub request_timeout_ms: u64,
+    /// `socket.connection.setup.timeout.ms` (default 10000)
+    pub connection_setup_timeout_ms: u64,
     /// `delivery.timeout.ms` (default 120000)
     pub delivery_timeout_ms: u64,
 }
@@ -67,6 +69,7 @@ impl Default for ProducerConfig {
             retries: i32::MAX as u32,
             retry_backoff_ms: 100,
             request_timeout_ms: 30_000,
+            connection_setup_timeout_ms: 10_000,
             delivery_timeout_ms: 120_000,
         }
     }
@@ -165,7 +168,8 @@ impl Producer {
 
     async fn metadata(&mut self) -> Result<&MetadataCache, String> {
         if self.metadata.is_none() {
-            let m = MetadataCache::fetch(self.net.as_ref(), &self.bootstrap, &self.config.client_id, self.config.request_timeout_ms)
+            let timeouts = (self.config.connection_setup_timeout_ms, self.config.request_timeout_ms);
+            let m = MetadataCache::fetch(self.net.as_ref(), &self.bootstrap, &self.config.client_id, timeouts)
                 .await
                 .map_err(|e| format!("metadata: {e}"))?;
             self.metadata = Some(m);
@@ -206,7 +210,7 @@ impl Producer {
 
     async fn connection(&mut self, id: BrokerId, addr: &str) -> Result<&mut Connection, String> {
         if !self.conns.contains_key(&id) {
-            let c = Connection::connect(self.net.as_ref(), addr, &self.config.client_id, self.config.request_timeout_ms)
+            let c = Connection::connect(self.net.as_ref(), addr, &self.config.client_id, self.config.connection_setup_timeout_ms)
                 .await
                 .map_err(|e| e.to_string())?;
             self.conns.insert(id, c);
