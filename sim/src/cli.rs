@@ -185,13 +185,36 @@ fn run_one(s: &Scenario, seed: u64, swarm: bool) -> Result<(SeedOutcome, Option<
 
 type SeedResult = (SeedOutcome, Option<String>, u128);
 
+/// A progress bar for a sweep, on stderr: only for people (human format, a terminal); JSON
+/// output stays silent.
+fn progress(format: Format, seeds: usize) -> indicatif::ProgressBar {
+    if format != Format::Human || seeds < 2 {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(seeds as u64);
+    let style = indicatif::ProgressStyle::with_template("  {bar:40} {pos}/{len} seeds  {elapsed}").unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}
+
 /// Runs seeds on `jobs` threads, one simulation per thread; results in seed order.
-fn run_seeds(s: &Scenario, seeds: &[u64], jobs: usize, swarm: bool) -> Result<Vec<SeedResult>, ScenarioError> {
+fn run_seeds(s: &Scenario, seeds: &[u64], jobs: usize, swarm: bool, bar: &indicatif::ProgressBar) -> Result<Vec<SeedResult>, ScenarioError> {
     let chunks: Vec<Vec<u64>> = (0..jobs).map(|j| seeds.iter().copied().skip(j).step_by(jobs).collect()).collect();
     let mut all = std::thread::scope(|scope| {
         let handles: Vec<_> = chunks
             .into_iter()
-            .map(|chunk| scope.spawn(move || chunk.into_iter().map(|seed| timed(|| run_one(s, seed, swarm))).collect::<Vec<_>>()))
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk
+                        .into_iter()
+                        .map(|seed| {
+                            let r = timed(|| run_one(s, seed, swarm));
+                            bar.inc(1);
+                            r
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
         handles.into_iter().flat_map(|h| h.join().expect("a seed runner thread panicked outside the simulation")).collect::<Vec<_>>()
     });
@@ -216,7 +239,9 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &
         if format == Format::Human {
             println!("scenario {} ({}), seeds {}, engine turmoil", s.name, s.path, describe_seeds(&seed_list));
         }
-        let results = run_seeds(s, &seed_list, jobs, swarm)?;
+        let bar = progress(format, seed_list.len());
+        let results = run_seeds(s, &seed_list, jobs, swarm, &bar)?;
+        bar.finish_and_clear();
         let verdict = judge(s, &results.iter().map(|(o, _, _)| (o.seed, kinds(o), o.failure.is_some())).collect::<Vec<_>>());
         for (o, drawn, wall_ms) in &results {
             match format {
