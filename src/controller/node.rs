@@ -260,10 +260,21 @@ fn fence_silent_brokers(sh: &Shared, now_ms: u64) {
     }
 }
 
+/// How long bootstrap topics wait for their replicas to register before being created anyway.
+const TOPIC_CREATION_WAIT_MS: u64 = 10_000;
+
+/// Creates the bootstrap topics, each once its replicas are registered and unfenced (as an
+/// admin creates topics on a running cluster), so first leaders follow the assignment order
+/// rather than whichever broker unfenced first; after a bounded wait, created regardless.
 async fn create_topics(sh: Rc<Shared>) {
+    let deadline = sh.now_ms() + TOPIC_CREATION_WAIT_MS;
     for (name, assignment) in sh.topics.clone() {
         if sh.core.borrow().image().topics().contains_key(&name) {
             continue;
+        }
+        let replicas: Vec<i32> = assignment.iter().flatten().copied().collect();
+        while sh.now_ms() < deadline && !replicas.iter().all(|r| sh.core.borrow().image().is_unfenced(*r)) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let result = sh.with_core(|core, _, _| core.handle_create_topic(&name, assignment.clone()).map(|r| (r, ()))).await;
         if let Err(e) = result {
