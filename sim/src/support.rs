@@ -117,6 +117,7 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
             "log.segment.bytes" => c.log.segment_bytes = to_u64(int(s, &key, v, 1)?),
             "log.index.interval.bytes" => c.log.index_interval_bytes = to_u64(int(s, &key, v, 1)?),
             "broker.heartbeat.interval.ms" => c.heartbeat_interval_ms = to_u64(int(s, &key, v, 1)?),
+            "replica.high.watermark.checkpoint.interval.ms" => c.hw_checkpoint_interval_ms = to_u64(int(s, &key, v, 1)?),
             // Controller settings: read by `controller_config`.
             "unclean.leader.election.enable" | "broker.session.timeout.ms" => {}
             _ => return Err(not_yet(s, key, &format!("broker config {k}"))),

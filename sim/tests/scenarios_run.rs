@@ -193,3 +193,16 @@ fn the_random_nemesis_really_injects_faults_and_the_safe_configuration_survives_
     let b = run_seed(&s, 3).unwrap();
     assert_eq!(a.trace.hash(), b.trace.hash());
 }
+
+#[test]
+fn truncating_to_the_own_high_watermark_loses_what_epochs_keep() {
+    let old = load("truncate_to_hw_on_become_follower_loses_acknowledged_writes.toml");
+    let o = run_seed(&old, 0).unwrap();
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    assert!(o.anomalies.iter().any(|a| a.kind == "lost-write" || a.kind == "inconsistent-offsets"), "{:?}", o.anomalies);
+    assert!(o.trace.lines().iter().any(|l| l.contains("(to own high watermark)")), "the switch never truncated");
+    let new = load("epoch_truncation_keeps_acknowledged_writes_through_leader_changes.toml");
+    let n = run_seed(&new, 0).unwrap();
+    assert!(n.failure.is_none() && n.anomalies.is_empty(), "{:?} {:?}", n.failure, n.anomalies);
+    assert!(!n.trace.lines().iter().any(|l| l.contains("(to own high watermark)")), "epochs should not truncate to the HW");
+}

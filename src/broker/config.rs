@@ -29,6 +29,8 @@ pub struct BrokerConfig {
     pub single_step_epoch_truncation: bool,
     /// `broker.heartbeat.interval.ms` (default 2000)
     pub heartbeat_interval_ms: u64,
+    /// `replica.high.watermark.checkpoint.interval.ms` (default 5000)
+    pub hw_checkpoint_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -46,6 +48,7 @@ impl Default for BrokerConfig {
             truncate_to_hw_on_become_follower: false,
             single_step_epoch_truncation: false,
             heartbeat_interval_ms: 2_000,
+            hw_checkpoint_interval_ms: 5_000,
         }
     }
 }

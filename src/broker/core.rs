@@ -60,6 +60,7 @@ pub struct BrokerCore {
     /// Follower partitions whose truncation needs the leader's end offset for an epoch
     /// (KIP-279's iterative step), asked with OffsetForLeaderEpoch.
     pub(super) epoch_queries: Vec<(TopicPartition, i32)>,
+    last_hw_checkpoint_ms: u64,
 }
 
 impl BrokerCore {
@@ -75,6 +76,7 @@ impl BrokerCore {
             storage,
             alter_outbox: Vec::new(),
             epoch_queries: Vec::new(),
+            last_hw_checkpoint_ms: 0,
         }
     }
 
@@ -104,7 +106,11 @@ impl BrokerCore {
                 self.trace.emit(|| format!("become-leader {tp} epoch={} leo={} isr={:?}", a.leader_epoch, p.leo(), ids(&a.isr)));
             }
             (false, was) if new_epoch || was => {
+                let leo = p.leo();
                 p.become_follower(a, truncate_to_hw)?;
+                if p.leo() < leo {
+                    self.trace.emit(|| format!("truncate {tp} {leo} -> {} (to own high watermark)", p.leo()));
+                }
                 self.trace.emit(|| format!("become-follower {tp} epoch={} leader={:?} leo={}", a.leader_epoch, a.leader.map(|b| b.0), p.leo()));
             }
             (true, _) if a.partition_epoch != p.partition_epoch => {
@@ -196,12 +202,20 @@ impl BrokerCore {
         }
     }
 
-    /// Periodic work: ISR shrink, HW advancement.
+    /// Periodic work: ISR shrink, HW advancement, the HW checkpoint.
     pub fn tick(&mut self, now_ms: u64) {
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in tps {
             self.maybe_shrink_isr(now_ms, &tp);
             self.maybe_advance_hw(now_ms, &tp);
+        }
+        if now_ms >= self.last_hw_checkpoint_ms + self.config.hw_checkpoint_interval_ms {
+            self.last_hw_checkpoint_ms = now_ms;
+            for p in self.partitions.values_mut() {
+                if let Err(e) = p.checkpoint_hw() {
+                    self.trace.emit(|| format!("hw-checkpoint-failed {} {e}", p.tp));
+                }
+            }
         }
     }
 

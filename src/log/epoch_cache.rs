@@ -15,7 +15,7 @@
 use std::io;
 use std::rc::Rc;
 
-use crate::seam::Storage;
+use crate::seam::{write_atomically, Storage};
 
 /// One leader epoch and the offset of the first record that leader wrote.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,11 +235,6 @@ fn corrupt(path: &str, why: &str) -> io::Error {
     )
 }
 
-/// The parent directory of a storage path (`""` for a top-level file).
-fn parent_dir(path: &str) -> &str {
-    path.rfind('/').map_or("", |i| &path[..i])
-}
-
 fn render_checkpoint(entries: &[EpochEntry]) -> String {
     let mut text = format!("{CHECKPOINT_VERSION}\n{}\n", entries.len());
     for e in entries {
@@ -287,18 +282,7 @@ fn parse_entry_line(line: &str) -> Result<EpochEntry, String> {
 
 /// Replaces the checkpoint atomically: tmp file, fsync, rename, directory sync.
 fn write_checkpoint(storage: &dyn Storage, path: &str, entries: &[EpochEntry]) -> io::Result<()> {
-    let tmp = format!("{path}.tmp");
-    let text = render_checkpoint(entries);
-    storage.create(&tmp)?;
-    let written = storage.append(&tmp, text.as_bytes())?;
-    assert_eq!(
-        written,
-        text.len() as u64,
-        "{tmp} holds more than the checkpoint"
-    );
-    storage.fsync(&tmp)?;
-    storage.rename(&tmp, path)?;
-    storage.sync_dir(parent_dir(path))
+    write_atomically(storage, path, render_checkpoint(entries).as_bytes())
 }
 
 #[cfg(test)]

@@ -20,5 +20,5 @@ pub use framed::FramedStream;
 pub use mem_storage::MemStorage;
 pub use network::{BoxStream, Listener, LocalFuture, Network, Stream};
 pub use std_storage::StdStorage;
-pub use storage::Storage;
+pub use storage::{write_atomically, Storage};
 pub use tokio_network::TokioNetwork;

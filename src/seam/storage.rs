@@ -39,3 +39,15 @@ pub(crate) fn parent_dir(path: &str) -> &str {
         None => "",
     }
 }
+
+/// Replaces `path` with `data` so that a crash leaves either the old or the new content: write
+/// `path.tmp`, fsync it, rename it over `path`, sync the directory.
+pub fn write_atomically(storage: &dyn Storage, path: &str, data: &[u8]) -> io::Result<()> {
+    let tmp = format!("{path}.tmp");
+    storage.create(&tmp)?;
+    let written = storage.append(&tmp, data)?;
+    assert_eq!(written, data.len() as u64, "{tmp} holds more than was written");
+    storage.fsync(&tmp)?;
+    storage.rename(&tmp, path)?;
+    storage.sync_dir(parent_dir(path))
+}
