@@ -206,3 +206,19 @@ fn truncating_to_the_own_high_watermark_loses_what_epochs_keep() {
     assert!(n.failure.is_none() && n.anomalies.is_empty(), "{:?} {:?}", n.failure, n.anomalies);
     assert!(!n.trace.lines().iter().any(|l| l.contains("(to own high watermark)")), "epochs should not truncate to the HW");
 }
+
+#[test]
+fn single_step_truncation_diverges_where_the_iterative_walk_does_not() {
+    let old = load("single_step_epoch_truncation_leaves_divergent_replicas.toml");
+    let o = run_seed(&old, 0).unwrap();
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    assert!(o.anomalies.iter().any(|a| a.kind == "divergent-replicas"), "{:?}", o.anomalies);
+    let new = load("iterative_epoch_truncation_leaves_no_divergent_replicas.toml");
+    let n = run_seed(&new, 0).unwrap();
+    assert!(n.failure.is_none(), "{:?}", n.failure);
+    assert!(!n.anomalies.iter().any(|a| a.kind == "divergent-replicas"), "{:?}", n.anomalies);
+    // Same schedule, different truncation: single-step stops at min(leader end, own end),
+    // the walk goes back to where the epochs agree.
+    let truncations = |o: &sim::run::SeedOutcome| -> Vec<String> { o.trace.lines().iter().filter(|l| l.contains("truncate orders/0")).cloned().collect() };
+    assert_ne!(truncations(&o), truncations(&n));
+}

@@ -27,6 +27,9 @@ pub struct Partition {
     pub role: Role,
     storage: Rc<dyn Storage>,
     hw_checkpoint: String,
+    /// With the single-step switch, the follower asked about divergence once since it became
+    /// a follower: before KIP-279 it then fetched on without asking again.
+    pub divergence_checked: bool,
 }
 
 /// A read-only view of a partition, for white-box checks and traces.
@@ -66,7 +69,7 @@ impl Partition {
         epochs.truncate_from_end(log.log_end_offset()).map_err(|e| storage_err(&checkpoint, e))?;
         let hw = read_hw(storage.as_ref(), &hw_checkpoint).min(log.log_end_offset());
         let role = Role::Follower { leader: None, hw };
-        Ok(Partition { tp, replicas, leader_epoch: -1, partition_epoch: -1, log, epochs, role, storage, hw_checkpoint })
+        Ok(Partition { tp, replicas, leader_epoch: -1, partition_epoch: -1, log, epochs, role, storage, hw_checkpoint, divergence_checked: false })
     }
 
     /// Writes the high watermark to its checkpoint (Kafka does it every
@@ -121,6 +124,7 @@ impl Partition {
             self.truncate_to(hw)?;
         }
         self.role = Role::Follower { leader: a.leader, hw };
+        self.divergence_checked = false;
         self.adopt(a);
         Ok(())
     }

@@ -38,8 +38,10 @@ impl BrokerCore {
             if !matches!(p.role, Role::Follower { leader: Some(l), .. } if l == leader) {
                 continue;
             }
-            // Before KIP-101 followers sent no epoch, so leaders could not detect divergence.
-            let last_fetched_epoch = if self.config.truncate_to_hw_on_become_follower { -1 } else { p.epochs.latest_epoch().unwrap_or(-1) };
+            // Before KIP-101 followers sent no epoch, so leaders could not detect divergence;
+            // before KIP-279 they checked once on becoming a follower, then fetched on.
+            let no_epoch = self.config.truncate_to_hw_on_become_follower || (self.config.single_step_epoch_truncation && p.divergence_checked);
+            let last_fetched_epoch = if no_epoch { -1 } else { p.epochs.latest_epoch().unwrap_or(-1) };
             let fp = FetchPartition::default()
                 .with_partition(p.tp.partition)
                 .with_current_leader_epoch(p.leader_epoch)
@@ -112,6 +114,7 @@ impl BrokerCore {
             TruncationStep::FallBackToHighWatermark => (p.hw(), None),
         };
         let leo = p.leo();
+        p.divergence_checked = true;
         match p.truncate_to(to) {
             Ok(()) => self.trace.emit(|| format!("truncate {tp} {leo} -> {} (diverging epoch {} end {})", p.leo(), answer.0, answer.1)),
             Err(e) => self.trace.emit(|| format!("truncate-failed {tp} {e}")),
