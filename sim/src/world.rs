@@ -123,6 +123,13 @@ async fn wait_gate(gate: &Cell<bool>) {
     }
 }
 
+/// A server process as a host runs it: wait until the node is up, say so, then serve.
+async fn run_gated(gate: Rc<Cell<bool>>, trace: Tracer, serve: impl std::future::Future<Output = std::io::Result<()>>) -> turmoil::Result {
+    wait_gate(&gate).await;
+    trace.emit(|| "start".to_string());
+    serve.await.map_err(|e| e.into())
+}
+
 fn node_tracer(trace: &Rc<RefCell<Trace>>, node: &str) -> Tracer {
     let (trace, node) = (trace.clone(), node.to_string());
     Tracer::new(Rc::new(move |line: &str| trace.borrow_mut().record(sim_now_ms(), &node, line)))
@@ -168,6 +175,13 @@ impl<'a> World<'a> {
         gate
     }
 
+    /// Counts a node's software starts (each a new incarnation), for the invariants.
+    fn start_counter(&mut self, name: &str) -> Rc<Cell<u64>> {
+        let starts = Rc::new(Cell::new(0u64));
+        self.starts.insert(name.to_string(), starts.clone());
+        starts
+    }
+
     fn add_disk(&mut self, name: &str, role: Role) -> (Rc<Cell<bool>>, MemStorage) {
         let gate = self.new_node(name, role);
         let disk = MemStorage::new();
@@ -183,8 +197,7 @@ impl<'a> World<'a> {
             let name = controller_name(c);
             let (gate, disk) = self.add_disk(&name, Role::Controller);
             let (config, voters, topics, trace) = (config.clone(), voters.clone(), topics.clone(), node_tracer(&self.trace, &name));
-            let starts = Rc::new(Cell::new(0u64));
-            self.starts.insert(name.clone(), starts.clone());
+            let starts = self.start_counter(&name);
             let (active, me) = (self.active_controllers.clone(), name.clone());
             let on_active: Rc<dyn Fn(bool)> = Rc::new(move |is: bool| {
                 let mut set = active.borrow_mut();
@@ -208,12 +221,7 @@ impl<'a> World<'a> {
                     trace: trace.clone(),
                     on_active: Some(on_active.clone()),
                 };
-                let (gate, trace) = (gate.clone(), trace.clone());
-                async move {
-                    wait_gate(&gate).await;
-                    trace.emit(|| "start".to_string());
-                    run_controller(env).await.map_err(|e| e.into())
-                }
+                run_gated(gate.clone(), trace.clone(), run_controller(env))
             });
         }
         Ok(())
@@ -234,8 +242,7 @@ impl<'a> World<'a> {
                 changed.set(true);
             });
             let (config, controllers, cluster_id, trace) = (config.clone(), controllers.clone(), cluster_id.clone(), node_tracer(&self.trace, &name));
-            let starts = Rc::new(Cell::new(0u64));
-            self.starts.insert(name.clone(), starts.clone());
+            let starts = self.start_counter(&name);
             let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
             self.sim.host(name.as_str(), move || {
                 starts.set(starts.get() + 1);
@@ -252,12 +259,7 @@ impl<'a> World<'a> {
                     trace: trace.clone(),
                     probe: Some(probe.clone()),
                 };
-                let (gate, trace) = (gate.clone(), trace.clone());
-                async move {
-                    wait_gate(&gate).await;
-                    trace.emit(|| "start".to_string());
-                    run_broker(env).await.map_err(|e| e.into())
-                }
+                run_gated(gate.clone(), trace.clone(), run_broker(env))
             });
         }
         Ok(())

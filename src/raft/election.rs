@@ -257,6 +257,20 @@ impl RaftNode {
         }
     }
 
+    /// Checks a leader's BeginQuorumEpoch or EndQuorumEpoch: a stale epoch is fenced, a
+    /// leader outside the voter set (or this node itself) is inconsistent; otherwise the node
+    /// moves to that epoch and leader.
+    fn accept_leader_announcement(&mut self, now_ms: u64, leader_epoch: i32, leader_id: NodeId) -> Option<RaftError> {
+        if leader_epoch < self.quorum.epoch {
+            Some(RaftError::FencedLeaderEpoch)
+        } else if !self.config.is_voter(leader_id) || leader_id == self.config.id {
+            Some(RaftError::InconsistentVoterSet)
+        } else {
+            self.observe_epoch(now_ms, leader_epoch, Some(leader_id));
+            None
+        }
+    }
+
     pub(crate) fn handle_begin_quorum_epoch(
         &mut self,
         now_ms: u64,
@@ -264,14 +278,7 @@ impl RaftNode {
         leader_epoch: i32,
         leader_id: NodeId,
     ) {
-        let error = if leader_epoch < self.quorum.epoch {
-            Some(RaftError::FencedLeaderEpoch)
-        } else if !self.config.is_voter(leader_id) || leader_id == self.config.id {
-            Some(RaftError::InconsistentVoterSet)
-        } else {
-            self.observe_epoch(now_ms, leader_epoch, Some(leader_id));
-            None
-        };
+        let error = self.accept_leader_announcement(now_ms, leader_epoch, leader_id);
         let msg = Message::BeginQuorumEpochResponse {
             error,
             leader_epoch: self.quorum.epoch,
@@ -313,14 +320,7 @@ impl RaftNode {
         leader_id: NodeId,
         preferred_successors: &[NodeId],
     ) {
-        let error = if leader_epoch < self.quorum.epoch {
-            Some(RaftError::FencedLeaderEpoch)
-        } else if !self.config.is_voter(leader_id) || leader_id == self.config.id {
-            Some(RaftError::InconsistentVoterSet)
-        } else {
-            self.observe_epoch(now_ms, leader_epoch, Some(leader_id));
-            None
-        };
+        let error = self.accept_leader_announcement(now_ms, leader_epoch, leader_id);
         if error.is_none()
             && matches!(self.role, Role::Follower { leader, .. } if leader == leader_id)
         {
