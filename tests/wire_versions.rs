@@ -11,7 +11,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{
-    ApiKey, ApiVersionsRequest, BrokerId as WireBrokerId, FetchRequest, ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
+    ApiKey, ApiVersionsRequest, BrokerId as WireBrokerId, FetchRequest, InitProducerIdRequest, ListOffsetsRequest, MetadataRequest, OffsetForLeaderEpochRequest, ProduceRequest,
     RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -32,6 +32,7 @@ fn one_broker() -> BrokerCore {
     let metadata = ClusterMetadata { cluster_id: "c".into(), brokers, topics };
     let mut broker = BrokerCore::open(BrokerId(0), BrokerConfig::default(), Rc::new(MemStorage::new()), Tracer::off());
     broker.apply_metadata(0, metadata).unwrap();
+    broker.set_broker_epoch(7);
     broker
 }
 
@@ -57,6 +58,7 @@ fn request(key: ApiKey) -> RequestKind {
         ApiKey::OffsetForLeaderEpoch => RequestKind::OffsetForLeaderEpoch(OffsetForLeaderEpochRequest::default().with_replica_id(WireBrokerId(-1)).with_topics(vec![
             OffsetForLeaderTopic::default().with_topic(name()).with_partitions(vec![OffsetForLeaderPartition::default().with_partition(0).with_current_leader_epoch(-1).with_leader_epoch(0)]),
         ])),
+        ApiKey::InitProducerId => RequestKind::InitProducerId(InitProducerIdRequest::default().with_transactional_id(None).with_transaction_timeout_ms(60_000).with_producer_id((-1).into()).with_producer_epoch(-1)),
         other => panic!("no test request for {other:?}"),
     }
 }
@@ -93,6 +95,8 @@ fn check_body(key: ApiKey, version: i16, resp: &ResponseKind) {
             let p = &r.topics[0].partitions[0];
             assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 0), "v{version}");
         }
+        // Producer ids come from the broker epoch (7): the first one of each fresh broker.
+        ResponseKind::InitProducerId(r) => assert_eq!((r.error_code, r.producer_id.0, r.producer_epoch), (0, 7 << 16, 0), "v{version}"),
         other => panic!("{key:?}: unexpected {other:?}"),
     }
 }

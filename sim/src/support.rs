@@ -32,6 +32,7 @@ const SWITCHES_SUPPORTED: &[&str] = &[
     "isr_join_ignores_epoch_start_offset",
     "truncate_to_hw_on_become_follower",
     "single_step_epoch_truncation",
+    "producer_resequences_on_out_of_order",
 ];
 
 fn not_yet(s: &Scenario, key: impl Into<String>, what: &str) -> ScenarioError {
@@ -60,8 +61,8 @@ pub fn check_supported(s: &Scenario) -> Result<()> {
     broker_config(s)?;
     for (i, p) in s.producers.iter().enumerate() {
         producer_config(s, i, 0)?;
-        if p.transactional || p.restart_resend {
-            return Err(not_yet(s, format!("producers[{i}]"), "transactional producers and restart_resend"));
+        if p.transactional {
+            return Err(not_yet(s, format!("producers[{i}].transactional"), "transactional producers"));
         }
     }
     for (i, c) in s.consumers.iter().enumerate() {
@@ -110,6 +111,8 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
         match k.as_str() {
             "min.insync.replicas" => c.min_insync_replicas = int(s, &key, v, 1)? as usize,
             "replica.lag.time.max.ms" => c.replica_lag_time_max_ms = to_u64(int(s, &key, v, 1)?),
+            "producer.id.expiration.ms" => c.producer_id_expiration_ms = int(s, &key, v, 1)?,
+            "producer.id.expiration.check.interval.ms" => c.producer_id_expiration_check_interval_ms = to_u64(int(s, &key, v, 1)?),
             "replica.fetch.wait.max.ms" => c.replica_fetch_wait_max_ms = to_u64(int(s, &key, v, 0)?),
             "replica.fetch.max.bytes" => c.replica_fetch_max_bytes = int(s, &key, v, 1)? as usize,
             "message.max.bytes" => c.message_max_bytes = int(s, &key, v, 1)? as usize,
@@ -147,11 +150,14 @@ pub fn controller_config(s: &Scenario) -> Result<ControllerConfig> {
     Ok(c)
 }
 
-/// The configuration of instance `instance` of `producers[index]`.
+/// The configuration of instance `instance` of `producers[index]`. As in Kafka 3.2+, an
+/// idempotence left at its default is turned off by configs it cannot work with (acks other than
+/// all, retries = 0, more than 5 requests in flight); asked for explicitly, it is an error.
 pub fn producer_config(s: &Scenario, index: usize, instance: u32) -> Result<ProducerConfig> {
     let spec = &s.producers[index];
     let mut c = ProducerConfig { client_id: format!("{}-{instance}", spec.name), ..ProducerConfig::default() };
-    let mut idempotence_off = false;
+    c.resequence_on_out_of_order = *s.behaviour.get("producer_resequences_on_out_of_order").unwrap_or(&false);
+    let mut idempotence_explicit = false;
     for (k, v) in &spec.config {
         let key = format!("producers[{index}].config.\"{k}\"");
         match k.as_str() {
@@ -161,20 +167,22 @@ pub fn producer_config(s: &Scenario, index: usize, instance: u32) -> Result<Prod
             "request.timeout.ms" => c.request_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "delivery.timeout.ms" => c.delivery_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "socket.connection.setup.timeout.ms" => c.connection_setup_timeout_ms = to_u64(int(s, &key, v, 1)?),
-            "enable.idempotence" if v.as_bool() == Some(false) => idempotence_off = true,
-            "enable.idempotence" => return Err(not_yet(s, key, "the idempotent producer")),
-            // One request at a time is all this producer does; saying so keeps runs honest.
-            "max.in.flight.requests.per.connection" if v.as_i64() == Some(1) => {}
+            "batch.size" => c.batch_size = usize::try_from(int(s, &key, v, 1)?).unwrap_or(usize::MAX),
+            "linger.ms" => c.linger_ms = to_u64(int(s, &key, v, 0)?),
+            "buffer.memory" => c.buffer_memory = usize::try_from(int(s, &key, v, 1)?).unwrap_or(usize::MAX),
+            "max.block.ms" => c.max_block_ms = to_u64(int(s, &key, v, 0)?),
+            "max.in.flight.requests.per.connection" => c.max_in_flight = usize::try_from(int(s, &key, v, 1)?).unwrap_or(usize::MAX),
+            "enable.idempotence" => {
+                c.enable_idempotence = v.as_bool().ok_or_else(|| ScenarioError::new(&s.path, key.as_str(), format!("true or false, found {v}")))?;
+                idempotence_explicit = true;
+            }
             _ => return Err(not_yet(s, key, &format!("producer config {k} = {v}"))),
         }
     }
-    if !idempotence_off {
-        return Err(not_yet(
-            s,
-            format!("producers[{index}].config.\"enable.idempotence\""),
-            "the idempotent producer, Kafka's default; set \"enable.idempotence\" = false",
-        ));
+    if c.enable_idempotence && c.validate().is_err() && !idempotence_explicit {
+        c.enable_idempotence = false;
     }
+    c.validate().map_err(|e| ScenarioError::new(&s.path, format!("producers[{index}].config"), e))?;
     Ok(c)
 }
 

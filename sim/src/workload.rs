@@ -4,6 +4,7 @@
 //! recorded with them.
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -28,19 +29,35 @@ pub struct ProducerWork {
     pub keys: u32,
     pub start_ms: u64,
     pub stop_ms: u64,
+    /// After a restart, resend every message not acknowledged before it (as an application
+    /// that keeps its own list of what it still owes would).
+    pub restart_resend: bool,
     pub config: ProducerConfig,
     pub bootstrap: Vec<String>,
     pub clock: SimClock,
     pub history: Rc<RefCell<History>>,
     /// The next message number: a restarted producer goes on with new messages.
     pub next_seq: Rc<Cell<u64>>,
+    /// Messages sent and not (yet) acknowledged, with their keys: what a restart resends.
+    pub unacked: Rc<RefCell<BTreeMap<u64, Option<String>>>>,
     pub entropy: Rc<RefCell<Entropy>>,
 }
 
 impl ProducerWork {
+    /// Sends at `rate_per_sec` without waiting for outcomes (as applications use Kafka's
+    /// producer); each outcome is recorded when its batch completes.
     pub async fn run(self: Rc<Self>) {
         let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
-        let mut producer = Producer::new(net, Rc::new(self.clock.clone()), self.bootstrap.clone(), self.config.clone());
+        let producer = Rc::new(Producer::new(net, Rc::new(self.clock.clone()), self.bootstrap.clone(), self.config.clone()));
+        if self.restart_resend {
+            let owed: Vec<(u64, Option<String>)> = self.unacked.borrow().iter().map(|(s, k)| (*s, k.clone())).collect();
+            for (seq, key) in owed {
+                if sim_now_ms() >= self.stop_ms {
+                    return;
+                }
+                self.send_one(&producer, seq, key).await;
+            }
+        }
         let interval_ms = (1000.0 / self.rate_per_sec).max(1.0) as u64;
         loop {
             let seq = self.next_seq.get();
@@ -56,27 +73,41 @@ impl ProducerWork {
                 return;
             }
             self.next_seq.set(seq + 1);
-            self.send_one(&mut producer, seq).await;
+            let key = (self.keys > 0).then(|| format!("k{}", self.entropy.borrow_mut().range_u64(0, u64::from(self.keys) - 1)));
+            self.send_one(&producer, seq, key).await;
         }
     }
 
-    async fn send_one(&self, producer: &mut Producer, seq: u64) {
+    async fn send_one(self: &Rc<Self>, producer: &Rc<Producer>, seq: u64, key: Option<String>) {
         let value = format!("{}:{seq}", self.process);
-        let key = (self.keys > 0).then(|| format!("k{}", self.entropy.borrow_mut().range_u64(0, u64::from(self.keys) - 1)));
         let sent = SendValue::new(&self.topic, key.as_deref(), &value, seq);
         let id = self.history.borrow_mut().invoke(sim_now_ms(), &self.process, OpFn::Send, OpValue::Send(sent.clone()));
-        let result = producer.send(&self.topic, key.map(Bytes::from), Bytes::from(value)).await;
-        let mut h = self.history.borrow_mut();
-        match result {
-            Ok(md) => match md.offset {
-                Some(offset) => h.complete(id, sim_now_ms(), OpKind::Ok, OpValue::Send(sent.acked(md.partition, offset)), None),
-                None => h.complete(id, sim_now_ms(), OpKind::Info, OpValue::Send(sent), Some("acks=0: no acknowledgement".into())),
-            },
-            Err(e) => {
-                let kind = if e.definite { OpKind::Fail } else { OpKind::Info };
-                h.complete(id, sim_now_ms(), kind, OpValue::Send(sent), Some(e.message));
+        self.unacked.borrow_mut().insert(seq, key.clone());
+        let delivery = producer.send(&self.topic, key.map(Bytes::from), Bytes::from(value)).await;
+        let this = self.clone();
+        // The task holds the producer so that it outlives the send loop's end.
+        let keep = producer.clone();
+        tokio::task::spawn_local(async move {
+            let result = match delivery {
+                Ok(d) => d.wait().await,
+                Err(e) => Err(e),
+            };
+            drop(keep);
+            let mut h = this.history.borrow_mut();
+            match result {
+                Ok(md) => {
+                    this.unacked.borrow_mut().remove(&seq);
+                    match md.offset {
+                        Some(offset) => h.complete(id, sim_now_ms(), OpKind::Ok, OpValue::Send(sent.acked(md.partition, offset)), None),
+                        None => h.complete(id, sim_now_ms(), OpKind::Info, OpValue::Send(sent), Some("acks=0: no acknowledgement".into())),
+                    }
+                }
+                Err(e) => {
+                    let kind = if e.definite { OpKind::Fail } else { OpKind::Info };
+                    h.complete(id, sim_now_ms(), kind, OpValue::Send(sent), Some(e.message));
+                }
             }
-        }
+        });
     }
 }
 

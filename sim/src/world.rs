@@ -19,7 +19,7 @@ use stormlog::broker::{run_broker, BrokerAddress, BrokerEnv, PartitionSnapshot, 
 use stormlog::controller::{run_controller, ControllerConfig, ControllerEnv};
 use stormlog::ids::BrokerId;
 use stormlog::observe::Tracer;
-use stormlog::seam::{Entropy, MemStorage, Network, Storage};
+use stormlog::seam::{Clock, Entropy, MemStorage, Network, Storage};
 
 use crate::engine::{SimClock, TurmoilNetwork};
 use crate::history::History;
@@ -256,6 +256,7 @@ impl<'a> World<'a> {
                     net: Rc::new(TurmoilNetwork) as Rc<dyn Network>,
                     storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
                     entropy: Entropy::from_seed(derive_seed(seed, &format!("broker-{b}/{}", starts.get()))),
+                    clock: Rc::new(SimClock::default()) as Rc<dyn Clock>,
                     trace: trace.clone(),
                     probe: Some(probe.clone()),
                 };
@@ -336,11 +337,13 @@ impl<'a> World<'a> {
                     keys: spec.keys,
                     start_ms: WARMUP_MS,
                     stop_ms: s.duration_ms,
+                    restart_resend: spec.restart_resend,
                     config: producer_config(s, i, n)?,
                     bootstrap: self.bootstrap(),
                     clock: SimClock::default(),
                     history: self.history.clone(),
                     next_seq: Rc::new(Cell::new(0)),
+                    unacked: Rc::new(RefCell::new(BTreeMap::new())),
                     entropy: Rc::new(RefCell::new(Entropy::from_seed(derive_seed(seed, &process)))),
                 });
                 self.sim.host(process.as_str(), move || {

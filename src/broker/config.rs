@@ -31,6 +31,10 @@ pub struct BrokerConfig {
     pub heartbeat_interval_ms: u64,
     /// `replica.high.watermark.checkpoint.interval.ms` (default 5000)
     pub hw_checkpoint_interval_ms: u64,
+    /// `producer.id.expiration.ms` (default 1 day)
+    pub producer_id_expiration_ms: i64,
+    /// `producer.id.expiration.check.interval.ms` (default 10 min)
+    pub producer_id_expiration_check_interval_ms: u64,
 }
 
 impl Default for BrokerConfig {
@@ -49,6 +53,8 @@ impl Default for BrokerConfig {
             single_step_epoch_truncation: false,
             heartbeat_interval_ms: 2_000,
             hw_checkpoint_interval_ms: 5_000,
+            producer_id_expiration_ms: 86_400_000,
+            producer_id_expiration_check_interval_ms: 600_000,
         }
     }
 }

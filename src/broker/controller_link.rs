@@ -98,6 +98,7 @@ pub(super) async fn lifecycle(sh: Rc<Shared>, interval_ms: u64) {
             }
         };
         sh.broker_epoch.set(epoch);
+        sh.core.borrow_mut().set_broker_epoch(epoch);
         sh.trace.emit(|| format!("registered epoch={epoch}"));
         while heartbeat(&sh, &mut link, epoch).await {
             tokio::time::sleep(Duration::from_millis(interval_ms)).await;

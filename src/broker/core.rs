@@ -61,6 +61,9 @@ pub struct BrokerCore {
     /// (KIP-279's iterative step), asked with OffsetForLeaderEpoch.
     pub(super) epoch_queries: Vec<(TopicPartition, i32)>,
     last_hw_checkpoint_ms: u64,
+    /// This incarnation's broker epoch (-1 until registered): the producer id space.
+    pub(super) broker_epoch: i64,
+    pub(super) next_producer_id: i64,
 }
 
 impl BrokerCore {
@@ -77,6 +80,8 @@ impl BrokerCore {
             alter_outbox: Vec::new(),
             epoch_queries: Vec::new(),
             last_hw_checkpoint_ms: 0,
+            broker_epoch: -1,
+            next_producer_id: 0,
         }
     }
 
@@ -164,6 +169,7 @@ impl BrokerCore {
             RequestKind::ListOffsets(r) => reply(ctx, ResponseKind::ListOffsets(self.handle_list_offsets(&r, ctx.version))),
             RequestKind::OffsetForLeaderEpoch(r) => reply(ctx, ResponseKind::OffsetForLeaderEpoch(self.handle_offset_for_leader_epoch(&r))),
             RequestKind::Produce(r) => self.handle_produce(now_ms, ctx, r),
+            RequestKind::InitProducerId(r) => reply(ctx, ResponseKind::InitProducerId(self.handle_init_producer_id(&r))),
             RequestKind::Fetch(r) => self.handle_fetch(now_ms, ctx, r),
             other => Handled::Close(format!("{} is not served", other_name(&other))),
         }

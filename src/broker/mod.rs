@@ -15,6 +15,7 @@ mod metadata;
 mod node;
 mod partition;
 mod produce;
+mod producer_ids;
 mod purgatory;
 mod replica_fetcher;
 

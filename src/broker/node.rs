@@ -17,7 +17,7 @@ use crate::client::{list_offset, ClientError, Connection, LATEST_TIMESTAMP};
 use crate::controller::{decode, MetadataImage};
 use crate::ids::{BrokerId, TopicPartition};
 use crate::observe::Tracer;
-use crate::seam::{BoxStream, Entropy, FramedStream, Network, Storage};
+use crate::seam::{BoxStream, Clock, Entropy, FramedStream, Network, Storage};
 
 use super::config::BrokerConfig;
 use super::controller_link::{self, ControllerLink};
@@ -39,6 +39,8 @@ pub struct BrokerEnv {
     pub net: Rc<dyn Network>,
     pub storage: Rc<dyn Storage>,
     pub entropy: Entropy,
+    /// The wall clock (producer-state expiry compares it with batch timestamps).
+    pub clock: Rc<dyn Clock>,
     pub trace: Tracer,
     /// Receives the partitions' state after every metadata change and tick (white-box checks).
     pub probe: Option<SnapshotProbe>,
@@ -53,6 +55,7 @@ pub(super) struct Shared {
     /// Woken after every change to the core, so parked requests re-check.
     pub changed: Notify,
     pub started: Instant,
+    pub clock: Rc<dyn Clock>,
     pub net: Rc<dyn Network>,
     pub id: BrokerId,
     pub advertised: BrokerAddress,
@@ -89,6 +92,7 @@ pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
         core: RefCell::new(core),
         changed: Notify::new(),
         started,
+        clock: env.clock,
         net: env.net,
         id: env.id,
         advertised: env.advertised,
@@ -169,9 +173,15 @@ fn start_fetchers(sh: &Rc<Shared>) {
 
 async fn ticker(sh: Rc<Shared>) {
     let interval = Duration::from_millis(sh.core.borrow().tick_interval_ms().min(500));
+    let expiry_check = sh.core.borrow().config.producer_id_expiration_check_interval_ms;
+    let mut last_expiry_check = sh.now_ms();
     loop {
         tokio::time::sleep(interval).await;
         sh.core.borrow_mut().tick(sh.now_ms());
+        if sh.now_ms() >= last_expiry_check + expiry_check {
+            last_expiry_check = sh.now_ms();
+            sh.core.borrow_mut().expire_producers(sh.clock.now_ms());
+        }
         let alters = sh.core.borrow_mut().poll_alter_partitions();
         if !alters.is_empty() {
             tokio::task::spawn_local(controller_link::alter_partitions(sh.clone(), alters));
@@ -241,11 +251,11 @@ async fn fetcher(sh: Rc<Shared>, leader: BrokerId) {
 async fn fetch_once(sh: &Shared, conn: &mut Connection, leader: BrokerId, timeout: u64) -> Result<(), ClientError> {
     let req = sh.core.borrow().replica_fetch_request(leader);
     let wait = u64::try_from(req.max_wait_ms).unwrap_or(0);
-    let resp = conn.request(ApiKey::Fetch, REPLICA_FETCH_VERSION, RequestKind::Fetch(req), timeout + wait).await?;
+    let resp = conn.request(ApiKey::Fetch, REPLICA_FETCH_VERSION, RequestKind::Fetch(req.clone()), timeout + wait).await?;
     let ResponseKind::Fetch(resp) = resp else {
         return Err(ClientError::Protocol("expected a Fetch response".into()));
     };
-    let out_of_range = sh.core.borrow_mut().handle_replica_fetch_response(&resp);
+    let out_of_range = sh.core.borrow_mut().handle_replica_fetch_response(leader, &req, &resp);
     sh.changed.notify_waiters();
     for tp in out_of_range {
         let end = list_offset(conn, &tp, LATEST_TIMESTAMP, sh.id.0, 0, timeout).await?;

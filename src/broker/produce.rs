@@ -7,7 +7,7 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 
 use crate::ids::TopicPartition;
-use crate::log::LogError;
+use crate::log::{LogError, ProducerStateError};
 
 use super::core::{reply, BrokerCore, Handled, RequestCtx};
 use super::partition::Role;
@@ -73,12 +73,25 @@ impl BrokerCore {
         let info = match p.log.append_as_leader(records, epoch) {
             Ok(info) => info,
             Err(LogError::Batch { .. }) => return (partition_error(tp.partition, ResponseError::CorruptMessage), None),
+            Err(LogError::InvalidRecord(_)) => return (partition_error(tp.partition, ResponseError::InvalidRecord), None),
+            Err(LogError::Producer(e)) => {
+                self.trace.emit(|| format!("produce-refused {tp} {e}"));
+                let code = match e {
+                    ProducerStateError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+                    ProducerStateError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+                };
+                return (partition_error(tp.partition, code), None);
+            }
             Err(e) => {
                 self.trace.emit(|| format!("append-failed {tp} {e}"));
                 return (partition_error(tp.partition, ResponseError::KafkaStorageError), None);
             }
         };
-        self.trace.emit(|| format!("append {tp} {}..={} acks={acks}", info.first_offset, info.last_offset));
+        if info.duplicate {
+            self.trace.emit(|| format!("duplicate {tp} {}..={} acks={acks}", info.first_offset, info.last_offset));
+        } else {
+            self.trace.emit(|| format!("append {tp} {}..={} acks={acks}", info.first_offset, info.last_offset));
+        }
         let log_start = p.log.log_start_offset();
         self.maybe_advance_hw(now_ms, tp);
         let pr = PartitionProduceResponse::default()

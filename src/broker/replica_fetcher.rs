@@ -65,11 +65,31 @@ impl BrokerCore {
 
     /// Appends what the leader sent and follows its HW. Returns the partitions whose fetch
     /// offset the leader rejected as out of range: they need truncating to the leader's end.
-    pub fn handle_replica_fetch_response(&mut self, resp: &FetchResponse) -> Vec<TopicPartition> {
+    ///
+    /// A partition's answer is used only if the partition is still where the request left it:
+    /// a follower of `leader` in the same leader epoch at the same fetch offset (Kafka's
+    /// `AbstractFetcherThread` checks the same). A response that arrives after this broker
+    /// became leader, or after a truncation, is stale and dropped; appending it would put the
+    /// old leader's records into the new epoch.
+    pub fn handle_replica_fetch_response(&mut self, leader: BrokerId, req: &FetchRequest, resp: &FetchResponse) -> Vec<TopicPartition> {
+        let mut sent = std::collections::BTreeMap::new();
+        for t in &req.topics {
+            for fp in &t.partitions {
+                sent.insert(TopicPartition::new(t.topic.as_str(), fp.partition), (fp.current_leader_epoch, fp.fetch_offset));
+            }
+        }
         let mut out_of_range = Vec::new();
         for t in &resp.responses {
             for pd in &t.partitions {
                 let tp = TopicPartition::new(t.topic.as_str(), pd.partition_index);
+                let current = self.partitions.get(&tp).and_then(|p| match p.role {
+                    Role::Follower { leader: Some(l), .. } if l == leader => Some((p.leader_epoch, p.leo())),
+                    _ => None,
+                });
+                if current.is_none() || current != sent.get(&tp).copied() {
+                    self.trace.emit(|| format!("replica-fetch-stale {tp}"));
+                    continue;
+                }
                 match ResponseError::try_from_code(pd.error_code) {
                     None if pd.diverging_epoch.epoch >= 0 => self.on_diverging_epoch(&tp, (pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)),
                     None => self.append_from_leader(&tp, pd.records.as_deref().unwrap_or(&[]), pd.high_watermark),

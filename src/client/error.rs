@@ -11,12 +11,14 @@ pub enum ClientError {
     Timeout,
     /// The peer sent something we cannot decode.
     Protocol(String),
+    /// The connection failed before this request was written: it was surely not applied.
+    NotSent(String),
 }
 
 impl ClientError {
     /// Whether the request may have taken effect (Jepsen's "info" rather than "fail").
     pub fn is_indefinite(&self) -> bool {
-        !matches!(self, ClientError::Connect(_))
+        !matches!(self, ClientError::Connect(_) | ClientError::NotSent(_))
     }
 }
 
@@ -27,6 +29,7 @@ impl fmt::Display for ClientError {
             ClientError::Io(e) => write!(f, "connection broke: {e}"),
             ClientError::Timeout => write!(f, "request timed out"),
             ClientError::Protocol(e) => write!(f, "protocol error: {e}"),
+            ClientError::NotSent(e) => write!(f, "not sent: {e}"),
         }
     }
 }

@@ -10,6 +10,7 @@ mod error;
 mod metadata;
 mod offsets;
 mod partitioner;
+mod pipeline;
 mod producer;
 
 pub use connection::Connection;
@@ -18,4 +19,5 @@ pub use error::ClientError;
 pub use metadata::MetadataCache;
 pub use offsets::{list_offset, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 pub use partitioner::{murmur2, partition_for_key};
-pub use producer::{Acks, Producer, ProducerConfig, RecordMetadata, SendError};
+pub use pipeline::Pipeline;
+pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata, SendError};

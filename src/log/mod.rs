@@ -7,6 +7,7 @@
 mod batch;
 mod epoch_cache;
 mod partition_log;
+pub mod producer_state;
 mod segment;
 
 pub use batch::{
@@ -15,3 +16,7 @@ pub use batch::{
 };
 pub use epoch_cache::{EpochEntry, LeaderEpochCache};
 pub use partition_log::{AppendInfo, Log, LogConfig, LogError, ReadInfo};
+pub use producer_state::{
+    increment_sequence, BatchMetadata, ProducerEntry, ProducerStateError, ProducerStateManager,
+    SequenceCheck, NUM_BATCHES_TO_RETAIN,
+};

@@ -16,6 +16,9 @@ use super::batch::{
     set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError,
     BatchHeader, BATCH_HEADER_LEN,
 };
+use super::producer_state::{
+    increment_sequence, ProducerStateError, ProducerStateManager, SequenceCheck,
+};
 use super::segment::{join, parse_file_name, Segment};
 use crate::seam::Storage;
 
@@ -47,6 +50,9 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// Sum of the batches' `recordsCount`.
     pub record_count: i64,
+    /// The batch was a retry of one already in the log (same producer, epoch and sequences):
+    /// nothing was appended and the offsets are the original batch's.
+    pub duplicate: bool,
 }
 
 /// The result of a read: whole batches, concatenated.
@@ -77,6 +83,11 @@ pub enum LogError {
         expected: i64,
         got: i64,
     },
+    /// An idempotent batch the producer state refuses (fenced epoch, sequence gap).
+    Producer(ProducerStateError),
+    /// A produce request the log cannot take as it is (e.g. several batches of which one is
+    /// idempotent: Kafka takes exactly one v2 batch per partition and request).
+    InvalidRecord(String),
 }
 
 impl fmt::Display for LogError {
@@ -100,6 +111,8 @@ impl fmt::Display for LogError {
                     "non-contiguous batch: expected base offset {expected}, got {got}"
                 )
             }
+            LogError::Producer(e) => write!(f, "{e}"),
+            LogError::InvalidRecord(e) => write!(f, "invalid record: {e}"),
         }
     }
 }
@@ -125,6 +138,9 @@ pub struct Log {
     recovery_point: i64,
     /// Why `open` had to cut the log short, if it did.
     recovery_stop: Option<LogError>,
+    /// Idempotent producers' sequences, rebuilt from the batches whenever the log is opened
+    /// or truncated, so leaders, followers and restarted brokers all know them.
+    producers: ProducerStateManager,
 }
 
 impl Log {
@@ -151,11 +167,13 @@ impl Log {
             segments: BTreeMap::new(),
             recovery_point: 0,
             recovery_stop: None,
+            producers: ProducerStateManager::new(),
         };
         log.recover_segments(&bases)?;
         if log.segments.is_empty() {
             log.add_segment(0)?;
         }
+        log.rebuild_producer_state()?;
         log.flush()?;
         Ok(log)
     }
@@ -263,6 +281,9 @@ impl Log {
                 source,
             })?;
         }
+        if let Some(dup) = self.check_producers(&batches)? {
+            return Ok(dup);
+        }
         let mut stamped = records.to_vec();
         let mut headers = Vec::with_capacity(batches.len());
         let mut next = leo;
@@ -333,10 +354,14 @@ impl Log {
             );
             record_count += i64::from(h.records_count);
         }
+        for (h, _) in batches {
+            self.record_producer(h);
+        }
         let info = AppendInfo {
             first_offset,
             last_offset: self.log_end_offset() - 1,
             record_count,
+            duplicate: false,
         };
         if self.unflushed_messages() >= self.config.flush_interval_messages {
             self.flush()?;
@@ -362,6 +387,86 @@ impl Log {
             bytes,
             first_offset,
         })
+    }
+
+    /// The producer-side rules for a leader append (KAFKA.md §1.9): a retry of a batch still in
+    /// the producer's window is answered with the original offsets; a fenced epoch or a
+    /// sequence gap is refused. Kafka takes one v2 batch per partition and request; so does
+    /// this check when any batch is idempotent.
+    fn check_producers(
+        &self,
+        batches: &[(BatchHeader, Range<usize>)],
+    ) -> Result<Option<AppendInfo>, LogError> {
+        let idempotent = |h: &BatchHeader| h.producer_id >= 0 && !h.is_control();
+        if !batches.iter().any(|(h, _)| idempotent(h)) {
+            return Ok(None);
+        }
+        if batches.len() > 1 {
+            return Err(LogError::InvalidRecord(format!(
+                "{} batches in one produce request for one partition; idempotent producers send one",
+                batches.len()
+            )));
+        }
+        let h = &batches[0].0;
+        let last_seq = increment_sequence(h.base_sequence, h.last_offset_delta);
+        match self
+            .producers
+            .check(h.producer_id, h.producer_epoch, h.base_sequence, last_seq)
+            .map_err(LogError::Producer)?
+        {
+            SequenceCheck::Append => Ok(None),
+            SequenceCheck::Duplicate {
+                first_offset,
+                last_offset,
+            } => Ok(Some(AppendInfo {
+                first_offset,
+                last_offset,
+                record_count: 0,
+                duplicate: true,
+            })),
+        }
+    }
+
+    fn record_producer(&mut self, h: &BatchHeader) {
+        if h.producer_id >= 0 && !h.is_control() {
+            let last_seq = increment_sequence(h.base_sequence, h.last_offset_delta);
+            self.producers.record(
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence,
+                last_seq,
+                h.base_offset,
+                h.last_offset(),
+            );
+            self.producers.touch(h.producer_id, h.max_timestamp);
+        }
+    }
+
+    /// Drops producer state idle for `expiration_ms` of wall time; returns how many.
+    pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
+        self.producers.remove_expired(now_ms, expiration_ms)
+    }
+
+    /// Replays every batch's producer fields (Kafka rebuilds from a snapshot plus the log
+    /// after it; stormlog's logs are small enough to replay whole).
+    fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
+        self.producers.clear();
+        let mut headers = Vec::new();
+        self.visit_batches(self.log_start_offset(), |_, _, h| {
+            if h.producer_id >= 0 {
+                headers.push(*h);
+            }
+            Ok(ControlFlow::Continue(()))
+        })?;
+        for h in &headers {
+            self.record_producer(h);
+        }
+        Ok(())
+    }
+
+    /// The idempotent producers this log knows (read-only, for checkers and tests).
+    pub fn producer_state(&self) -> &ProducerStateManager {
+        &self.producers
     }
 
     /// Up to `max` batch headers from the one containing `from_offset` (for checkers and tests).
@@ -464,6 +569,7 @@ impl Log {
             "truncate_to({offset}) left LEO {}",
             self.log_end_offset()
         );
+        self.rebuild_producer_state()?;
         self.flush()
     }
 
@@ -575,7 +681,8 @@ mod tests {
             AppendInfo {
                 first_offset: 2,
                 last_offset: 5,
-                record_count: 4
+                record_count: 4,
+                duplicate: false,
             }
         );
         let headers = log.batch_headers_from(0, 10).unwrap();

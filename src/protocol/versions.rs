@@ -16,6 +16,7 @@ pub const SUPPORTED_APIS: ApiTable = &[
     (ApiKey::Metadata, 1, 12),
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ApiVersions, 0, 3),
+    (ApiKey::InitProducerId, 0, 4),
 ];
 
 /// What a controller serves: the other voters run the quorum (Vote, BeginQuorumEpoch,
