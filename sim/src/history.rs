@@ -24,10 +24,18 @@ pub enum OpKind {
 pub enum OpFn {
     Send,
     Poll,
+    /// A consumer's assignment changed (group rebalance, or a standalone consumer's
+    /// partitions); invoke and ok at the same instant.
+    Assign,
+    /// The application finished processing records (after `processing_ms` each).
+    Process,
+    /// An offset commit (sync, async, or auto-commit) for a group.
+    Commit,
 }
 
 /// One produced message. `partition`/`offset` are only known once the broker acknowledged it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SendValue {
     pub topic: String,
     pub key: Option<String>,
@@ -74,8 +82,53 @@ pub struct PolledRecord {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PollValue {
     pub records: Vec<PolledRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionRef {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// A consumer's whole assignment after a change. `generation` is the group generation the
+/// assignment belongs to (-1 for a standalone consumer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssignValue {
+    pub group: Option<String>,
+    pub generation: i32,
+    pub partitions: Vec<PartitionRef>,
+}
+
+/// Records whose processing finished, by a consumer of `group` (None: standalone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessValue {
+    pub group: Option<String>,
+    pub records: Vec<PolledRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommittedOffset {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to consume (Kafka's committed offset).
+    pub offset: i64,
+}
+
+/// An offset commit. `how` is "sync", "async", "auto" or "before-process"; on `ok` the
+/// coordinator stored every offset, on `fail` none, on `info` it may have stored them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CommitValue {
+    pub group: String,
+    pub how: String,
+    pub offsets: Vec<CommittedOffset>,
 }
 
 /// Untagged because `f` already names the variant; `History` rejects a value that does not
@@ -85,27 +138,55 @@ pub struct PollValue {
 pub enum OpValue {
     Send(SendValue),
     Poll(PollValue),
+    Assign(AssignValue),
+    Process(ProcessValue),
+    Commit(CommitValue),
 }
 
 impl OpValue {
     pub fn fits(&self, f: OpFn) -> bool {
         matches!(
             (self, f),
-            (OpValue::Send(_), OpFn::Send) | (OpValue::Poll(_), OpFn::Poll)
+            (OpValue::Send(_), OpFn::Send)
+                | (OpValue::Poll(_), OpFn::Poll)
+                | (OpValue::Assign(_), OpFn::Assign)
+                | (OpValue::Process(_), OpFn::Process)
+                | (OpValue::Commit(_), OpFn::Commit)
         )
     }
 
     pub fn as_send(&self) -> Option<&SendValue> {
         match self {
             OpValue::Send(s) => Some(s),
-            OpValue::Poll(_) => None,
+            _ => None,
         }
     }
 
     pub fn as_poll(&self) -> Option<&PollValue> {
         match self {
             OpValue::Poll(p) => Some(p),
-            OpValue::Send(_) => None,
+            _ => None,
+        }
+    }
+
+    pub fn as_assign(&self) -> Option<&AssignValue> {
+        match self {
+            OpValue::Assign(a) => Some(a),
+            _ => None,
+        }
+    }
+
+    pub fn as_process(&self) -> Option<&ProcessValue> {
+        match self {
+            OpValue::Process(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn as_commit(&self) -> Option<&CommitValue> {
+        match self {
+            OpValue::Commit(c) => Some(c),
+            _ => None,
         }
     }
 }
@@ -329,6 +410,31 @@ mod tests {
         let back = History::from_jsonl(&text).unwrap();
         assert_eq!(back, h);
         assert_eq!(back.to_jsonl(), text);
+    }
+
+    #[test]
+    fn group_operations_survive_a_jsonl_round_trip_as_their_own_kind() {
+        let mut h = History::new();
+        let rec = PolledRecord { topic: "t".into(), partition: 1, offset: 4, key: None, value: "p-0:3".into() };
+        let assign = OpValue::Assign(AssignValue {
+            group: Some("g".into()),
+            generation: 2,
+            partitions: vec![PartitionRef { topic: "t".into(), partition: 1 }],
+        });
+        let a = h.invoke(1, "c-0", OpFn::Assign, assign.clone());
+        h.complete(a, 1, OpKind::Ok, assign, None);
+        let process = OpValue::Process(ProcessValue { group: Some("g".into()), records: vec![rec] });
+        let p = h.invoke(2, "c-0", OpFn::Process, process.clone());
+        h.complete(p, 3, OpKind::Ok, process, None);
+        let commit = OpValue::Commit(CommitValue {
+            group: "g".into(),
+            how: "sync".into(),
+            offsets: vec![CommittedOffset { topic: "t".into(), partition: 1, offset: 5 }],
+        });
+        let c = h.invoke(4, "c-0", OpFn::Commit, commit.clone());
+        h.complete(c, 5, OpKind::Fail, commit, Some("REBALANCE_IN_PROGRESS".into()));
+        let back = History::from_jsonl(&h.to_jsonl()).unwrap();
+        assert_eq!(back, h);
     }
 
     #[test]
