@@ -1,9 +1,11 @@
 //! Rust clients that speak Kafka's wire protocol to brokers: one connection type (also used by
-//! the brokers' replica fetchers), a metadata cache, the producer and the consumer.
+//! the brokers' replica fetchers), a metadata cache, the producer, the consumer and the partition
+//! assignors a consumer group's leader runs.
 //!
 //! Every request has a timeout and every failure drops the connection, because simulated TCP
 //! never retransmits: a stalled stream must become an error, not a hang.
 
+pub mod assignor;
 mod connection;
 mod consumer;
 mod error;
@@ -13,6 +15,10 @@ mod partitioner;
 mod pipeline;
 mod producer;
 
+pub use assignor::{
+    decode_assignment, decode_subscription, encode_assignment, encode_subscription, Assignor,
+    MemberSubscription,
+};
 pub use connection::Connection;
 pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
 pub use error::ClientError;
