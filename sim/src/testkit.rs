@@ -2,7 +2,10 @@
 //! client operation, invoked and completed one millisecond apart, so times are predictable.
 
 use crate::checkers::{Anomaly, HistoryIndex};
-use crate::history::{History, OpFn, OpKind, OpValue, PollValue, PolledRecord, SendValue};
+use crate::history::{
+    AssignValue, CommitValue, CommittedOffset, History, OpFn, OpKind, OpValue, PartitionRef,
+    PollValue, PolledRecord, ProcessValue, SendValue,
+};
 
 pub const TOPIC: &str = "orders";
 
@@ -53,22 +56,14 @@ impl Run {
         )
     }
 
-    /// An ok poll by `consumer` returning (partition, offset, value) records.
-    pub fn poll(&mut self, consumer: &str, records: &[(i32, i64, &str)]) {
+    /// An ok poll by `consumer` returning (partition, offset, value) records; returns the
+    /// completion time.
+    pub fn poll(&mut self, consumer: &str, records: &[(i32, i64, &str)]) -> u64 {
         let t = self.tick();
         let id = self
             .history
             .invoke(t, consumer, OpFn::Poll, OpValue::Poll(PollValue::default()));
-        let records = records
-            .iter()
-            .map(|&(partition, offset, value)| PolledRecord {
-                topic: TOPIC.to_string(),
-                partition,
-                offset,
-                key: None,
-                value: value.to_string(),
-            })
-            .collect();
+        let records = polled(records);
         let t = self.tick();
         self.history.complete(
             id,
@@ -77,6 +72,86 @@ impl Run {
             OpValue::Poll(PollValue { records }),
             None,
         );
+        t
+    }
+
+    /// `consumer` (of `group`, or standalone with `None`) is now assigned `partitions`;
+    /// invoked and ok at one instant, which it returns.
+    pub fn assign(
+        &mut self,
+        consumer: &str,
+        group: Option<&str>,
+        generation: i32,
+        partitions: &[i32],
+    ) -> u64 {
+        let value = OpValue::Assign(AssignValue {
+            group: group.map(str::to_string),
+            generation,
+            partitions: (partitions.iter())
+                .map(|&partition| PartitionRef {
+                    topic: TOPIC.to_string(),
+                    partition,
+                })
+                .collect(),
+        });
+        let t = self.tick();
+        let id = self
+            .history
+            .invoke(t, consumer, OpFn::Assign, value.clone());
+        self.history.complete(id, t, OpKind::Ok, value, None);
+        t
+    }
+
+    /// An ok process op: `consumer` (of `group`, or standalone) finished processing the
+    /// (partition, offset, value) records; returns the completion time.
+    pub fn process(
+        &mut self,
+        consumer: &str,
+        group: Option<&str>,
+        records: &[(i32, i64, &str)],
+    ) -> u64 {
+        let value = OpValue::Process(ProcessValue {
+            group: group.map(str::to_string),
+            records: polled(records),
+        });
+        let t = self.tick();
+        let id = self
+            .history
+            .invoke(t, consumer, OpFn::Process, value.clone());
+        let t = self.tick();
+        self.history.complete(id, t, OpKind::Ok, value, None);
+        t
+    }
+
+    /// A commit of (partition, next offset) by `consumer` for `group`, done `how` ("sync",
+    /// "async", ...) and completed `kind`; returns the completion time.
+    pub fn commit(
+        &mut self,
+        consumer: &str,
+        group: &str,
+        how: &str,
+        kind: OpKind,
+        offsets: &[(i32, i64)],
+    ) -> u64 {
+        let value = OpValue::Commit(CommitValue {
+            group: group.to_string(),
+            how: how.to_string(),
+            offsets: (offsets.iter())
+                .map(|&(partition, offset)| CommittedOffset {
+                    topic: TOPIC.to_string(),
+                    partition,
+                    offset,
+                })
+                .collect(),
+        });
+        let t = self.tick();
+        let id = self
+            .history
+            .invoke(t, consumer, OpFn::Commit, value.clone());
+        let t = self.tick();
+        let err = (kind != OpKind::Ok).then(|| format!("{kind:?}"));
+        self.history.complete(id, t, kind, value, err);
+        t
     }
 
     /// Time of the ack of `value` (the completion of its first send).
@@ -88,4 +163,17 @@ impl Run {
     pub fn check(&self, checker: fn(&HistoryIndex) -> Vec<Anomaly>) -> Vec<Anomaly> {
         checker(&HistoryIndex::build(&self.history))
     }
+}
+
+fn polled(records: &[(i32, i64, &str)]) -> Vec<PolledRecord> {
+    records
+        .iter()
+        .map(|&(partition, offset, value)| PolledRecord {
+            topic: TOPIC.to_string(),
+            partition,
+            offset,
+            key: None,
+            value: value.to_string(),
+        })
+        .collect()
 }

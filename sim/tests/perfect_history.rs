@@ -1,6 +1,7 @@
 //! Property tests over generated histories: a "perfect" run (every send acked at the next
-//! offset of its partition, polls reading exactly the log, some ranges re-read) shows no
-//! anomaly; breaking it in one specific way shows exactly the matching anomaly.
+//! offset of its partition, one consumer reading each partition's log in order, some ranges
+//! re-read by other consumers) shows no anomaly; breaking it in one specific way shows exactly
+//! the matching anomaly.
 
 use sim::checkers::{check_all, Anomaly};
 use sim::history::{History, OpFn, OpKind, OpValue, PollValue, PolledRecord, SendValue};
@@ -8,6 +9,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 
 const TOPIC: &str = "orders";
+/// Records per poll of the consumer that reads every log in order.
+const CHUNK: usize = 3;
 
 #[derive(Debug, Clone)]
 struct Sent {
@@ -21,8 +24,10 @@ struct Sent {
 #[derive(Debug, Clone)]
 struct Model {
     sends: Vec<Sent>,
-    /// Each poll: (partition, offset, value) records.
+    /// Each poll: (partition, offset, value) records. The first `in_order` are c-0 reading
+    /// every partition front to back; each later one is a re-read by a consumer of its own.
     polls: Vec<Vec<(i32, i64, String)>>,
+    in_order: usize,
 }
 
 impl Model {
@@ -33,6 +38,7 @@ impl Model {
         let mut model = Model {
             sends: Vec::new(),
             polls: Vec::new(),
+            in_order: 0,
         };
         for &(p, partition) in sends {
             let (producer, seq) = (format!("p-{p}"), seqs[p as usize]);
@@ -50,12 +56,13 @@ impl Model {
             });
         }
         for (partition, log) in logs.iter().enumerate() {
-            for (chunk_no, chunk) in log.chunks(3).enumerate() {
+            for (chunk_no, chunk) in log.chunks(CHUNK).enumerate() {
                 model
                     .polls
-                    .push(records(partition as i32, chunk_no * 3, chunk));
+                    .push(records(partition as i32, chunk_no * CHUNK, chunk));
             }
         }
+        model.in_order = model.polls.len();
         for (partition, start, len) in rereads {
             let log = &logs[*partition as usize];
             if !log.is_empty() {
@@ -78,7 +85,11 @@ impl Model {
             t += 2;
         }
         for (i, poll) in self.polls.iter().enumerate() {
-            let consumer = format!("c-{}", i % 2);
+            let consumer = if i < self.in_order {
+                "c-0".to_string()
+            } else {
+                format!("r-{i}")
+            };
             let id = h.invoke(
                 t,
                 &consumer,
@@ -158,7 +169,10 @@ proptest! {
             poll.retain(|(_, _, v)| *v != victim.value);
         }
         let found = check_all(&model.history(), &[]);
-        prop_assert_eq!(kinds(&found), vec!["lost-write"]);
+        // At the edge of one of c-0's polls, the gap is between two polls: c-0 skipped it.
+        let at_edge = victim.offset > 0 && victim.offset as usize % CHUNK != 1;
+        let expected = if at_edge { vec!["lost-write", "poll-skip"] } else { vec!["lost-write"] };
+        prop_assert_eq!(kinds(&found), expected);
         let top = model.log_len(victim.partition) - 1;
         prop_assert_eq!(&found[0].values, &vec![victim.value.clone()]);
         prop_assert_eq!(&found[0].offsets, &vec![victim.offset, top]);
@@ -200,23 +214,23 @@ proptest! {
     }
 }
 
-/// Swaps where `a` and `b` sit, consistently in acks and reads.
+/// Swaps where `a` and `b` sit, consistently in acks and reads: reads still go through the
+/// log in offset order, and find b's value at a's offset and a's at b's.
 fn swap_offsets(model: &mut Model, a: &Sent, b: &Sent) {
-    let moved = |value: &str, offset: i64| {
-        if value == a.value {
-            b.offset
-        } else if value == b.value {
-            a.offset
-        } else {
-            offset
-        }
-    };
     for s in &mut model.sends {
-        s.offset = moved(&s.value, s.offset);
+        if s.value == a.value {
+            s.offset = b.offset;
+        } else if s.value == b.value {
+            s.offset = a.offset;
+        }
     }
     for poll in &mut model.polls {
-        for (_, offset, value) in poll.iter_mut() {
-            *offset = moved(value, *offset);
+        for (_, _, value) in poll.iter_mut() {
+            if *value == a.value {
+                *value = b.value.clone();
+            } else if *value == b.value {
+                *value = a.value.clone();
+            }
         }
     }
 }

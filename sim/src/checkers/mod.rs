@@ -1,7 +1,8 @@
 //! The black-box checkers: pure functions from a history to the anomalies it shows. They
 //! observe and never act. Table of contents:
 //!
-//! - `index`: `HistoryIndex`, the history digested once for all checkers
+//! - `index`: `HistoryIndex`, the history digested once for all checkers (including the
+//!   consumers' back-to-back reads, processed records and ok commits)
 //! - `anomaly`: the `Anomaly` type and its deterministic order
 //! - `lost_write`: `lost-write`, acked but skipped by later reads
 //! - `unseen`: `unseen`, acked but never read by the end
@@ -10,13 +11,21 @@
 //! - `reorder`: `reorder`, a producer's messages out of send order in a partition
 //! - `aborted_read`: `aborted-read`, a definitely failed send was read
 //! - `stuck_producer`: `stuck-producer`, a producer never acknowledged once
+//! - `poll_skip`: `poll-skip`, a consumer's next poll jumped over known records
+//! - `nonmonotonic_poll`: `nonmonotonic-poll`, a consumer read a partition backwards
+//! - `redelivery`: `redelivery`, a record processed more than once by a group
+//! - `lost_delivery`: `lost-delivery`, a record below a group's final commit never processed
 
 pub mod aborted_read;
 pub mod anomaly;
 pub mod duplicate;
 pub mod inconsistent_offsets;
 pub mod index;
+pub mod lost_delivery;
 pub mod lost_write;
+pub mod nonmonotonic_poll;
+pub mod poll_skip;
+pub mod redelivery;
 pub mod reorder;
 pub mod stuck_producer;
 pub mod unseen;
@@ -37,6 +46,10 @@ pub const CHECKERS: &[(&str, Checker)] = &[
     (reorder::KIND, reorder::check),
     (aborted_read::KIND, aborted_read::check),
     (stuck_producer::KIND, stuck_producer::check),
+    (poll_skip::KIND, poll_skip::check),
+    (nonmonotonic_poll::KIND, nonmonotonic_poll::check),
+    (redelivery::KIND, redelivery::check),
+    (lost_delivery::KIND, lost_delivery::check),
 ];
 
 /// The anomaly kinds these checkers can report (names from SCENARIOS.md).
@@ -48,6 +61,10 @@ pub const CHECKER_NAMES: &[&str] = &[
     reorder::KIND,
     aborted_read::KIND,
     stuck_producer::KIND,
+    poll_skip::KIND,
+    nonmonotonic_poll::KIND,
+    redelivery::KIND,
+    lost_delivery::KIND,
 ];
 
 /// Builds the index once, runs every checker whose name is not in `disabled`, and returns
@@ -66,6 +83,7 @@ pub fn check_all(history: &History, disabled: &[String]) -> Vec<Anomaly> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::history::OpKind;
     use crate::testkit::Run;
 
     #[test]
@@ -89,6 +107,32 @@ mod tests {
         let found = check_all(&broken_run().history, &[]);
         let kinds: Vec<&str> = found.iter().map(|a| a.kind.as_str()).collect();
         assert_eq!(kinds, vec!["lost-write", "duplicate", "unseen"]);
+        assert!(found.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
+    }
+
+    #[test]
+    fn check_all_sorts_the_consumer_checkers_by_time_then_kind_too() {
+        let mut r = Run::new();
+        for seq in 0..5 {
+            r.send_ok("p-0", seq, 0, seq as i64);
+        }
+        r.poll("c-1", &[(0, 1, "p-0:1")]);
+        r.poll("c-0", &[(0, 0, "p-0:0")]);
+        r.poll("c-0", &[(0, 3, "p-0:3")]);
+        r.poll("c-0", &[(0, 2, "p-0:2")]);
+        r.process("c-0", Some("g"), &[(0, 0, "p-0:0"), (0, 1, "p-0:1"), (0, 2, "p-0:2")]);
+        r.process("c-1", Some("g"), &[(0, 2, "p-0:2"), (0, 3, "p-0:3")]);
+        r.commit("c-1", "g", "sync", OpKind::Ok, &[(0, 5)]);
+        let found = check_all(&r.history, &[]);
+        let kinds: Vec<&str> = found.iter().map(|a| a.kind.as_str()).collect();
+        let expected = [
+            "poll-skip",
+            "nonmonotonic-poll",
+            "redelivery",
+            "lost-delivery",
+            "unseen",
+        ];
+        assert_eq!(kinds, expected, "{found:?}");
         assert!(found.windows(2).all(|w| w[0].time_ms <= w[1].time_ms));
     }
 
