@@ -5,11 +5,13 @@
 //! Kafka's wire format; `log` stores record batches; `replication` holds the per-partition
 //! rules (ISR, high watermark, epoch truncation); `broker` serves requests; `client` speaks to
 //! brokers; `raft` is the KRaft-style quorum that replicates the metadata log; `controller`
-//! turns requests into metadata records and replays them.
+//! turns requests into metadata records and replays them; `group` is the consumer-group
+//! coordinator.
 
 pub mod broker;
 pub mod client;
 pub mod controller;
+pub mod group;
 pub mod ids;
 pub mod log;
 pub mod observe;
