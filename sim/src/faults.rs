@@ -97,6 +97,7 @@ fn resolve_target(t: &Target, world: &World<'_>) -> Vec<String> {
         Target::Client { name, index } => vec![format!("{name}-{index}")],
         Target::Leader { topic, partition } => world.current_leader(topic, *partition as i32).into_iter().collect(),
         Target::Followers { topic, partition } => world.current_followers(topic, *partition as i32),
+        Target::Coordinator { group } => world.current_coordinator(group).into_iter().collect(),
         // Refused by `support::check_supported`.
         other => unreachable!("target {other} passed the support check"),
     }

@@ -11,6 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
 use stormlog::broker::PartitionSnapshot;
+use stormlog::group::GroupSnapshot;
 use stormlog::log::{split_batches, Log, LogConfig};
 use stormlog::seam::{MemStorage, Storage};
 
@@ -28,6 +29,8 @@ pub struct Invariants {
     /// (topic, partition, epoch) -> the first node seen leading it.
     leaders: BTreeMap<(String, i32, i32), String>,
     reported: BTreeSet<(String, String, i32, i32)>,
+    /// (group, topic, partition) -> (highest committed offset a coordinator showed, where).
+    committed: BTreeMap<(String, String, i32), (i64, String)>,
     pub anomalies: Vec<Anomaly>,
 }
 
@@ -48,6 +51,34 @@ impl Invariants {
                 if s.is_leader {
                     self.check_single_leader(now_ms, node, s);
                     self.check_hw(now_ms, node, s);
+                }
+            }
+        }
+    }
+
+    /// `committed-offset-regression`: a group's committed offset, as its current coordinator
+    /// shows it, must never go below what a coordinator showed before (a failover that replays
+    /// less than was acknowledged, or a late commit overwriting a newer one).
+    pub fn observe_groups(&mut self, now_ms: u64, views: &[(String, GroupSnapshot)]) {
+        for (node, g) in views {
+            for (tp, offset) in &g.offsets {
+                let key = (g.group.clone(), tp.topic.clone(), tp.partition);
+                match self.committed.get(&key) {
+                    Some((max, seen_on)) if offset < max => {
+                        let (max, seen_on) = (*max, seen_on.clone());
+                        let a = Anomaly::new("committed-offset-regression", now_ms, &Tp { topic: tp.topic.clone(), partition: tp.partition })
+                            .with_nodes([node.as_str()])
+                            .explained(format!(
+                                "group {} committed offset for {tp} is {offset} on coordinator {node}, below {max} shown earlier by {seen_on}",
+                                g.group
+                            ));
+                        let kind = format!("committed-offset-regression/{}", g.group);
+                        self.report(&kind, (tp.topic.clone(), tp.partition, i32::try_from(*offset).unwrap_or(i32::MAX)), a);
+                    }
+                    Some((max, _)) if offset == max => {}
+                    _ => {
+                        self.committed.insert(key, (*offset, node.clone()));
+                    }
                 }
             }
         }

@@ -123,6 +123,7 @@ fn drive(s: &Scenario, seed: u64, world: &mut World<'_>, invariants: &mut Invari
         }
         if world.take_snapshots_changed() {
             invariants.observe(world.elapsed_ms(), &world.snapshot_map(), |n| world.incarnation(n));
+            invariants.observe_groups(world.elapsed_ms(), &world.coordinator_views());
         }
     }
     Ok(())

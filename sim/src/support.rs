@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use stormlog::broker::BrokerConfig;
 use stormlog::controller::ControllerConfig;
+use stormlog::client::assignor::Assignor;
 use stormlog::client::{Acks, ConsumerConfig, OffsetReset, ProducerConfig};
 
 use crate::scenario::{CommitMode, ConfigValue, FaultKind, Peer, Scenario, ScenarioError, Target};
@@ -67,8 +68,11 @@ pub fn check_supported(s: &Scenario) -> Result<()> {
     }
     for (i, c) in s.consumers.iter().enumerate() {
         consumer_config(s, i, 0)?;
-        if c.group.is_some() || c.commit != CommitMode::Auto {
-            return Err(not_yet(s, format!("consumers[{i}].group"), "consumer groups and commits"));
+        if c.commit == CommitMode::Transactional {
+            return Err(not_yet(s, format!("consumers[{i}].commit"), "transactional commits"));
+        }
+        if c.group.is_none() && c.commit != CommitMode::Auto {
+            return Err(ScenarioError::new(&s.path, format!("consumers[{i}].commit"), "\"auto\" for a consumer without a group (only a group commits offsets)"));
         }
     }
     Ok(())
@@ -84,7 +88,7 @@ fn check_faults(s: &Scenario) -> Result<()> {
             targets.extend(peers.iter());
         }
         for t in targets {
-            if matches!(t, Target::Coordinator { .. } | Target::TxnCoordinator { .. }) {
+            if matches!(t, Target::TxnCoordinator { .. }) {
                 return Err(not_yet(s, format!("faults[{i}].target"), &format!("target {t}")));
             }
         }
@@ -121,6 +125,14 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
             "log.index.interval.bytes" => c.log.index_interval_bytes = to_u64(int(s, &key, v, 1)?),
             "broker.heartbeat.interval.ms" => c.heartbeat_interval_ms = to_u64(int(s, &key, v, 1)?),
             "replica.high.watermark.checkpoint.interval.ms" => c.hw_checkpoint_interval_ms = to_u64(int(s, &key, v, 1)?),
+            "group.initial.rebalance.delay.ms" => c.group.initial_rebalance_delay_ms = to_u64(int(s, &key, v, 0)?),
+            "group.min.session.timeout.ms" => c.group.min_session_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            "group.max.session.timeout.ms" => c.group.max_session_timeout_ms = to_u64(int(s, &key, v, 1)?),
+            "offsets.topic.num.partitions" => c.group.offsets_partitions = u32::try_from(int(s, &key, v, 1)?).unwrap_or(u32::MAX),
+            // Read by the world when it creates the offsets topic.
+            "offsets.topic.replication.factor" => {
+                int(s, &key, v, 1)?;
+            }
             // Controller settings: read by `controller_config`.
             "unclean.leader.election.enable" | "broker.session.timeout.ms" => {}
             _ => return Err(not_yet(s, key, &format!("broker config {k}"))),
@@ -198,10 +210,37 @@ fn acks(s: &Scenario, key: &str, v: &ConfigValue) -> Result<Acks> {
 /// The configuration of instance `instance` of `consumers[index]`.
 pub fn consumer_config(s: &Scenario, index: usize, instance: u32) -> Result<ConsumerConfig> {
     let spec = &s.consumers[index];
-    let mut c = ConsumerConfig { client_id: format!("{}-{instance}", spec.name), ..ConsumerConfig::default() };
+    let mut c = ConsumerConfig { client_id: format!("{}-{instance}", spec.name), group_id: spec.group.clone(), ..ConsumerConfig::default() };
+    // Kafka turns auto-commit off for a consumer without a group id.
+    c.enable_auto_commit = spec.group.is_some() && spec.commit == CommitMode::Auto;
     for (k, v) in &spec.config {
         let key = format!("consumers[{index}].config.\"{k}\"");
+        let ms = |min: i64| int(s, &key, v, min).map(to_u64);
         match (k.as_str(), v.to_string().as_str()) {
+            ("enable.auto.commit", _) => {
+                c.enable_auto_commit = v.as_bool().ok_or_else(|| ScenarioError::new(&s.path, key.as_str(), format!("true or false, found {v}")))?;
+                if c.enable_auto_commit && spec.group.is_none() {
+                    return Err(ScenarioError::new(&s.path, key.as_str(), "false for a consumer without a group (auto-commit needs group.id)"));
+                }
+            }
+            ("auto.commit.interval.ms", _) => c.auto_commit_interval_ms = ms(1)?,
+            ("max.poll.records", _) => c.max_poll_records = usize::try_from(int(s, &key, v, 1)?).unwrap_or(usize::MAX),
+            ("max.poll.interval.ms", _) => c.max_poll_interval_ms = ms(1)?,
+            ("session.timeout.ms", _) => c.session_timeout_ms = ms(1)?,
+            ("heartbeat.interval.ms", _) => c.heartbeat_interval_ms = ms(1)?,
+            ("retry.backoff.ms", _) => c.retry_backoff_ms = ms(0)?,
+            ("default.api.timeout.ms", _) => c.default_api_timeout_ms = ms(1)?,
+            ("partition.assignment.strategy", _) => {
+                let names = v.to_string();
+                let mut assignors = Vec::new();
+                for n in names.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    match Assignor::from_config_name(n) {
+                        Some(a) => assignors.push(a),
+                        None => return Err(ScenarioError::new(&s.path, key.as_str(), format!("range, roundrobin or sticky (comma-separated), found {n}"))),
+                    }
+                }
+                c.assignors = assignors;
+            }
             ("auto.offset.reset", "earliest") => c.auto_offset_reset = OffsetReset::Earliest,
             ("auto.offset.reset", "latest") => c.auto_offset_reset = OffsetReset::Latest,
             ("auto.offset.reset", "none") => c.auto_offset_reset = OffsetReset::None,
@@ -215,6 +254,7 @@ pub fn consumer_config(s: &Scenario, index: usize, instance: u32) -> Result<Cons
             _ => return Err(not_yet(s, key, &format!("consumer config {k} = {v}"))),
         }
     }
+    c.validate().map_err(|e| ScenarioError::new(&s.path, format!("consumers[{index}].config"), e))?;
     Ok(c)
 }
 

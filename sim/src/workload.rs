@@ -4,16 +4,19 @@
 //! recorded with them.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use stormlog::client::{Consumer, ConsumerConfig, Producer, ProducerConfig};
+use stormlog::client::{CommitKind, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, Listener, Producer, ProducerConfig};
 use stormlog::seam::{Entropy, Network};
 
 use crate::engine::{SimClock, TurmoilNetwork};
-use crate::history::{History, OpFn, OpKind, OpValue, PollValue, PolledRecord, SendValue};
+use tokio::sync::Notify;
+
+use crate::history::{AssignValue, CommitValue, CommittedOffset, History, OpFn, OpKind, OpValue, PartitionRef, PollValue, PolledRecord, ProcessValue, SendValue};
+use crate::scenario::CommitMode;
 
 /// Simulated milliseconds since the run began, as the current host sees them.
 pub fn sim_now_ms() -> u64 {
@@ -111,11 +114,17 @@ impl ProducerWork {
     }
 }
 
-/// One consumer instance.
+/// One consumer instance. What it processed, polled and committed goes to the history; with a
+/// group, so do its assignment changes.
 pub struct ConsumerWork {
     pub process: String,
+    pub group: Option<String>,
     pub topics: Vec<String>,
     pub processing_ms: u64,
+    pub commit: CommitMode,
+    /// 0: process in the polling loop; N: hand records to N workers (by key) and poll again.
+    pub threads: u32,
+    pub start_ms: u64,
     pub config: ConsumerConfig,
     pub bootstrap: Vec<String>,
     pub history: Rc<RefCell<History>>,
@@ -123,8 +132,14 @@ pub struct ConsumerWork {
 
 impl ConsumerWork {
     pub async fn run(self: Rc<Self>) {
+        let now = sim_now_ms();
+        if self.start_ms > now {
+            tokio::time::sleep(Duration::from_millis(self.start_ms - now)).await;
+        }
         let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
         let mut consumer = Consumer::new(net, self.bootstrap.clone(), self.config.clone(), self.topics.clone());
+        consumer.set_listener(self.listener());
+        let workers: Vec<Rc<Worker>> = (0..self.threads).map(|_| Worker::start(self.clone())).collect();
         loop {
             let invoked_ms = sim_now_ms();
             let records = consumer.poll().await;
@@ -133,24 +148,127 @@ impl ConsumerWork {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
-            let polled: Vec<PolledRecord> = records
-                .iter()
-                .map(|r| PolledRecord {
-                    topic: r.tp.topic.clone(),
-                    partition: r.tp.partition,
-                    offset: r.offset,
-                    key: r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
-                    value: r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default(),
-                })
-                .collect();
+            let polled: Vec<PolledRecord> = records.iter().map(polled_record).collect();
             {
                 let mut h = self.history.borrow_mut();
                 let id = h.invoke(invoked_ms, &self.process, OpFn::Poll, OpValue::Poll(PollValue { records: Vec::new() }));
-                h.complete(id, sim_now_ms(), OpKind::Ok, OpValue::Poll(PollValue { records: polled }), None);
+                h.complete(id, sim_now_ms(), OpKind::Ok, OpValue::Poll(PollValue { records: polled.clone() }), None);
             }
-            if self.processing_ms > 0 {
-                tokio::time::sleep(Duration::from_millis(self.processing_ms * records.len() as u64)).await;
+            if !workers.is_empty() {
+                // Handed off: the loop polls again while workers process (KAFKA.md §1.13).
+                for r in polled {
+                    let n = worker_for(&r, workers.len());
+                    workers[n].push(r);
+                }
+                continue;
+            }
+            if self.commit == CommitMode::BeforeProcess {
+                let _ = consumer.commit_sync(None).await;
+            }
+            for r in polled {
+                self.process_one(r).await;
+            }
+            match self.commit {
+                CommitMode::SyncAfterProcess => {
+                    let _ = consumer.commit_sync(None).await;
+                }
+                CommitMode::AsyncAfterProcess => consumer.commit_async(None),
+                _ => {}
             }
         }
+    }
+
+    /// The application's work on one record, then its record in the history.
+    async fn process_one(&self, r: PolledRecord) {
+        let started = sim_now_ms();
+        if self.processing_ms > 0 {
+            tokio::time::sleep(Duration::from_millis(self.processing_ms)).await;
+        }
+        let value = OpValue::Process(ProcessValue { group: self.group.clone(), records: vec![r] });
+        let mut h = self.history.borrow_mut();
+        let id = h.invoke(started, &self.process, OpFn::Process, value.clone());
+        h.complete(id, sim_now_ms(), OpKind::Ok, value, None);
+    }
+
+    /// Records assignment changes and commits as the consumer reports them.
+    fn listener(self: &Rc<Self>) -> Listener {
+        let this = Rc::downgrade(self);
+        let open: Rc<RefCell<BTreeMap<u64, (u64, CommitValue)>>> = Rc::default();
+        Rc::new(move |event: &ConsumerEvent| {
+            let Some(this) = this.upgrade() else { return };
+            let mut h = this.history.borrow_mut();
+            let now = sim_now_ms();
+            match event {
+                ConsumerEvent::Assigned { generation, partitions } => {
+                    let partitions = partitions.iter().map(|tp| PartitionRef { topic: tp.topic.clone(), partition: tp.partition }).collect();
+                    let value = OpValue::Assign(AssignValue { group: this.group.clone(), generation: *generation, partitions });
+                    let id = h.invoke(now, &this.process, OpFn::Assign, value.clone());
+                    h.complete(id, now, OpKind::Ok, value, None);
+                }
+                ConsumerEvent::CommitStarted { id, kind, offsets } => {
+                    let how = if this.commit == CommitMode::BeforeProcess && *kind == CommitKind::Sync { "before-process" } else { kind.name() };
+                    let offsets = offsets.iter().map(|(tp, o)| CommittedOffset { topic: tp.topic.clone(), partition: tp.partition, offset: *o }).collect();
+                    let value = CommitValue { group: this.group.clone().unwrap_or_default(), how: how.to_string(), offsets };
+                    let op = h.invoke(now, &this.process, OpFn::Commit, OpValue::Commit(value.clone()));
+                    open.borrow_mut().insert(*id, (op, value));
+                }
+                ConsumerEvent::CommitFinished { id, result } => {
+                    let Some((op, value)) = open.borrow_mut().remove(id) else { return };
+                    match result {
+                        Ok(()) => h.complete(op, now, OpKind::Ok, OpValue::Commit(value), None),
+                        Err(e) => {
+                            let kind = if e.definite { OpKind::Fail } else { OpKind::Info };
+                            h.complete(op, now, kind, OpValue::Commit(value), Some(e.message.clone()));
+                        }
+                    }
+                }
+                ConsumerEvent::Left { .. } => {}
+            }
+        })
+    }
+}
+
+fn polled_record(r: &ConsumedRecord) -> PolledRecord {
+    PolledRecord {
+        topic: r.tp.topic.clone(),
+        partition: r.tp.partition,
+        offset: r.offset,
+        key: r.key.as_ref().map(|k| String::from_utf8_lossy(k).into_owned()),
+        value: r.value.as_ref().map(|v| String::from_utf8_lossy(v).into_owned()).unwrap_or_default(),
+    }
+}
+
+/// Records of one key go to one worker (per-key order kept); keyless ones by partition.
+fn worker_for(r: &PolledRecord, workers: usize) -> usize {
+    let key = r.key.clone().unwrap_or_else(|| format!("{}/{}", r.topic, r.partition));
+    let h = key.bytes().fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    (h % workers as u64) as usize
+}
+
+/// A processing worker: its queue dies with the process, as a thread pool's would.
+struct Worker {
+    queue: RefCell<VecDeque<PolledRecord>>,
+    wake: Notify,
+}
+
+impl Worker {
+    fn start(work: Rc<ConsumerWork>) -> Rc<Worker> {
+        let w = Rc::new(Worker { queue: RefCell::default(), wake: Notify::new() });
+        let me = w.clone();
+        tokio::task::spawn_local(async move {
+            loop {
+                let next = me.queue.borrow_mut().pop_front();
+                match next {
+                    Some(r) => work.process_one(r).await,
+                    None => me.wake.notified().await,
+                }
+            }
+        });
+        w
+    }
+
+    fn push(&self, r: PolledRecord) {
+        self.queue.borrow_mut().push_back(r);
+        self.wake.notify_one();
     }
 }

@@ -15,7 +15,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use rand::{RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use stormlog::broker::{run_broker, BrokerAddress, BrokerEnv, PartitionSnapshot, SnapshotProbe};
+use stormlog::broker::{run_broker, BrokerAddress, BrokerEnv, GroupProbe, PartitionSnapshot, SnapshotProbe, OFFSETS_TOPIC};
+use stormlog::group::GroupSnapshot;
 use stormlog::controller::{run_controller, ControllerConfig, ControllerEnv};
 use stormlog::ids::BrokerId;
 use stormlog::observe::Tracer;
@@ -23,7 +24,7 @@ use stormlog::seam::{Clock, Entropy, MemStorage, Network, Storage};
 
 use crate::engine::{SimClock, TurmoilNetwork};
 use crate::history::History;
-use crate::scenario::{Scenario, ScenarioError};
+use crate::scenario::{ConfigValue, Scenario, ScenarioError};
 use crate::support::{broker_config, consumer_config, controller_config, producer_config};
 use crate::trace::Trace;
 use crate::workload::{sim_now_ms, ConsumerWork, ProducerWork};
@@ -77,6 +78,8 @@ pub struct World<'a> {
     pub history: Rc<RefCell<History>>,
     /// Each broker's latest partition snapshots (what it believes: role, epoch, LEO, HW).
     pub snapshots: BTreeMap<String, Rc<RefCell<Vec<PartitionSnapshot>>>>,
+    /// Each broker's latest view of the groups it coordinates.
+    group_snapshots: BTreeMap<String, Rc<RefCell<Vec<GroupSnapshot>>>>,
     /// Set by any probe; the run checks invariants only when something changed.
     snapshots_changed: Rc<Cell<bool>>,
     /// How many times each node's software has started (a restart is a new incarnation).
@@ -84,6 +87,8 @@ pub struct World<'a> {
     /// Controllers that last said they are the active one.
     active_controllers: Rc<RefCell<BTreeSet<String>>>,
     brokers: u32,
+    /// `offsets.topic.num.partitions`: where a group's coordinator lives.
+    offsets_partitions: u32,
 }
 
 /// Whether the link x-y joins the two sides (either way round); no sides means every link.
@@ -109,12 +114,28 @@ pub fn controller_name(id: u32) -> String {
     format!("controller-{id}")
 }
 
-/// The scenario's topics as the controller creates them: replicas per partition.
-fn topic_assignments(s: &Scenario) -> Vec<(String, Vec<Vec<i32>>)> {
-    s.topics
+/// A topic's name and the replicas of each partition.
+type TopicAssignment = (String, Vec<Vec<i32>>);
+
+/// The scenario's topics as the controller creates them: replicas per partition. With consumer
+/// groups, also `__consumer_offsets` (Kafka creates it on the first FindCoordinator; here it
+/// exists from the start), `offsets.topic.num.partitions` partitions with
+/// `offsets.topic.replication.factor` replicas (at most one per broker), spread round-robin.
+fn topic_assignments(s: &Scenario) -> Result<Vec<TopicAssignment>, ScenarioError> {
+    let mut topics: Vec<TopicAssignment> = s
+        .topics
         .iter()
         .map(|t| (t.name.clone(), (0..t.partitions).map(|p| t.replicas(p, s.cluster.brokers).into_iter().map(|b| b as i32).collect()).collect()))
-        .collect()
+        .collect();
+    if s.consumers.iter().any(|c| c.group.is_some()) {
+        let partitions = broker_config(s)?.group.offsets_partitions;
+        let brokers = s.cluster.brokers;
+        let rf = s.cluster.config.get("offsets.topic.replication.factor").and_then(ConfigValue::as_i64).unwrap_or(3);
+        let rf = u32::try_from(rf).unwrap_or(1).clamp(1, brokers);
+        let assignment = (0..partitions).map(|p| (0..rf).map(|i| ((p + i) % brokers) as i32).collect()).collect();
+        topics.push((OFFSETS_TOPIC.to_string(), assignment));
+    }
+    Ok(topics)
 }
 
 async fn wait_gate(gate: &Cell<bool>) {
@@ -157,10 +178,12 @@ impl<'a> World<'a> {
             trace: Rc::new(RefCell::new(Trace::default())),
             history: Rc::new(RefCell::new(History::new())),
             snapshots: BTreeMap::new(),
+            group_snapshots: BTreeMap::new(),
             snapshots_changed: Rc::new(Cell::new(false)),
             starts: BTreeMap::new(),
             active_controllers: Rc::new(RefCell::new(BTreeSet::new())),
             brokers: s.cluster.brokers,
+            offsets_partitions: broker_config(s)?.group.offsets_partitions,
         };
         world.add_controllers(s, seed)?;
         world.add_brokers(s, seed)?;
@@ -192,7 +215,7 @@ impl<'a> World<'a> {
     fn add_controllers(&mut self, s: &Scenario, seed: u64) -> Result<(), ScenarioError> {
         let config: ControllerConfig = controller_config(s)?;
         let voters: Vec<(i32, String)> = (0..s.cluster.controllers).map(|c| (CONTROLLER_ID_BASE + c as i32, format!("{}:{CONTROLLER_PORT}", controller_name(c)))).collect();
-        let topics = topic_assignments(s);
+        let topics = topic_assignments(s)?;
         for c in 0..s.cluster.controllers {
             let name = controller_name(c);
             let (gate, disk) = self.add_disk(&name, Role::Controller);
@@ -241,6 +264,11 @@ impl<'a> World<'a> {
                 *snapshots.borrow_mut() = snaps.to_vec();
                 changed.set(true);
             });
+            let groups = Rc::new(RefCell::new(Vec::new()));
+            self.group_snapshots.insert(name.clone(), groups.clone());
+            let group_probe: GroupProbe = Rc::new(move |snaps: &[GroupSnapshot]| {
+                *groups.borrow_mut() = snaps.to_vec();
+            });
             let (config, controllers, cluster_id, trace) = (config.clone(), controllers.clone(), cluster_id.clone(), node_tracer(&self.trace, &name));
             let starts = self.start_counter(&name);
             let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
@@ -259,6 +287,7 @@ impl<'a> World<'a> {
                     clock: Rc::new(SimClock::default()) as Rc<dyn Clock>,
                     trace: trace.clone(),
                     probe: Some(probe.clone()),
+                    group_probe: Some(group_probe.clone()),
                 };
                 run_gated(gate.clone(), trace.clone(), run_broker(env))
             });
@@ -308,6 +337,26 @@ impl<'a> World<'a> {
     /// Every broker's latest snapshots.
     pub fn snapshot_map(&self) -> BTreeMap<String, Vec<PartitionSnapshot>> {
         self.snapshots.iter().map(|(n, s)| (n.clone(), s.borrow().clone())).collect()
+    }
+
+    /// Each group as its current coordinator sees it: only the running broker that leads the
+    /// group's offsets partition in the highest epoch speaks for it (a deposed coordinator that
+    /// has not heard of its successor yet holds a stale view, not the group's state).
+    pub fn coordinator_views(&self) -> Vec<(String, GroupSnapshot)> {
+        let mut out = Vec::new();
+        for (node, groups) in &self.group_snapshots {
+            for g in groups.borrow().iter() {
+                if self.current_leader(OFFSETS_TOPIC, g.partition).as_deref() == Some(node.as_str()) {
+                    out.push((node.clone(), g.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The broker coordinating `group` now: the leader of its `__consumer_offsets` partition.
+    pub fn current_coordinator(&self, group: &str) -> Option<String> {
+        self.current_leader(OFFSETS_TOPIC, stormlog::group::partition_for(group, self.offsets_partitions))
     }
 
     /// How many times `node`'s software has started.
@@ -367,8 +416,12 @@ impl<'a> World<'a> {
                 let gate = self.new_node(&process, Role::Consumer);
                 let work = Rc::new(ConsumerWork {
                     process: process.clone(),
+                    group: spec.group.clone(),
                     topics: spec.topics.clone(),
                     processing_ms: spec.processing_ms,
+                    commit: spec.commit,
+                    threads: spec.threads,
+                    start_ms: spec.start_ms,
                     config: consumer_config(s, i, n)?,
                     bootstrap: self.bootstrap(),
                     history: self.history.clone(),

@@ -45,7 +45,9 @@ impl BrokerCore {
     }
 
     fn topic_metadata(&self, name: &str) -> MetadataResponseTopic {
-        let topic = MetadataResponseTopic::default().with_name(Some(TopicName(StrBytes::from_string(name.to_string()))));
+        let topic = MetadataResponseTopic::default()
+            .with_name(Some(TopicName(StrBytes::from_string(name.to_string()))))
+            .with_is_internal(name == super::groups::OFFSETS_TOPIC);
         let Some(parts) = self.metadata.topics.get(name) else {
             return topic.with_error_code(ResponseError::UnknownTopicOrPartition.code());
         };

@@ -1,3 +1,4 @@
+use crate::group::GroupConfig;
 use crate::log::LogConfig;
 use crate::replication::ReplicationRules;
 
@@ -35,6 +36,9 @@ pub struct BrokerConfig {
     pub producer_id_expiration_ms: i64,
     /// `producer.id.expiration.check.interval.ms` (default 10 min)
     pub producer_id_expiration_check_interval_ms: u64,
+    /// `group.initial.rebalance.delay.ms`, `group.{min,max}.session.timeout.ms`,
+    /// `offsets.topic.num.partitions`
+    pub group: GroupConfig,
 }
 
 impl Default for BrokerConfig {
@@ -55,6 +59,7 @@ impl Default for BrokerConfig {
             hw_checkpoint_interval_ms: 5_000,
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
+            group: GroupConfig::default(),
         }
     }
 }

@@ -11,6 +11,8 @@ use crate::observe::Tracer;
 use crate::protocol::{api_versions_response, decode_request, encode_response, WireError};
 use crate::seam::Storage;
 
+use crate::group::GroupCoordinator;
+
 use super::config::BrokerConfig;
 use super::metadata::{ClusterMetadata, PartitionAssignment};
 use super::partition::{Partition, PartitionSnapshot, Role};
@@ -64,11 +66,17 @@ pub struct BrokerCore {
     /// This incarnation's broker epoch (-1 until registered): the producer id space.
     pub(super) broker_epoch: i64,
     pub(super) next_producer_id: i64,
+    /// The groups whose offsets partitions this broker leads.
+    pub(super) groups: GroupCoordinator,
+    /// The coordinator's answers to parked joins and syncs, by token.
+    pub(super) group_answers: BTreeMap<u64, ResponseKind>,
 }
 
 impl BrokerCore {
     /// A broker with no partitions yet: it learns them from the metadata log.
-    pub fn open(me: BrokerId, config: BrokerConfig, storage: Rc<dyn Storage>, trace: Tracer) -> BrokerCore {
+    /// `nonce` makes the member ids this incarnation hands out unique.
+    pub fn open(me: BrokerId, config: BrokerConfig, storage: Rc<dyn Storage>, trace: Tracer, nonce: u64) -> BrokerCore {
+        let groups = GroupCoordinator::new(config.group.clone(), me.0, nonce, trace.clone());
         BrokerCore {
             me,
             config,
@@ -82,6 +90,8 @@ impl BrokerCore {
             last_hw_checkpoint_ms: 0,
             broker_epoch: -1,
             next_producer_id: 0,
+            groups,
+            group_answers: BTreeMap::new(),
         }
     }
 
@@ -109,6 +119,8 @@ impl BrokerCore {
             (true, was) if new_epoch || !was => {
                 p.become_leader(me, a, now_ms)?;
                 self.trace.emit(|| format!("become-leader {tp} epoch={} leo={} isr={:?}", a.leader_epoch, p.leo(), ids(&a.isr)));
+                self.unload_groups(tp);
+                self.load_groups(now_ms, tp);
             }
             (false, was) if new_epoch || was => {
                 let leo = p.leo();
@@ -117,6 +129,7 @@ impl BrokerCore {
                     self.trace.emit(|| format!("truncate {tp} {leo} -> {} (to own high watermark)", p.leo()));
                 }
                 self.trace.emit(|| format!("become-follower {tp} epoch={} leader={:?} leo={}", a.leader_epoch, a.leader.map(|b| b.0), p.leo()));
+                self.unload_groups(tp);
             }
             (true, _) if a.partition_epoch != p.partition_epoch => {
                 p.partition_epoch = a.partition_epoch;
@@ -171,6 +184,22 @@ impl BrokerCore {
             RequestKind::Produce(r) => self.handle_produce(now_ms, ctx, r),
             RequestKind::InitProducerId(r) => reply(ctx, ResponseKind::InitProducerId(self.handle_init_producer_id(&r))),
             RequestKind::Fetch(r) => self.handle_fetch(now_ms, ctx, r),
+            RequestKind::FindCoordinator(r) => reply(ctx, ResponseKind::FindCoordinator(self.handle_find_coordinator(&r, ctx.version))),
+            RequestKind::JoinGroup(r) => {
+                let client_id = req.header.client_id.as_ref().map(ToString::to_string).unwrap_or_default();
+                self.handle_join_group(now_ms, ctx, r, client_id)
+            }
+            RequestKind::SyncGroup(r) => self.handle_sync_group(now_ms, ctx, r),
+            RequestKind::Heartbeat(r) => {
+                let body = self.handle_heartbeat(now_ms, &r);
+                reply(ctx, body)
+            }
+            RequestKind::LeaveGroup(r) => {
+                let body = self.handle_leave_group(now_ms, &r, ctx.version);
+                reply(ctx, body)
+            }
+            RequestKind::OffsetCommit(r) => self.handle_offset_commit(now_ms, ctx, r),
+            RequestKind::OffsetFetch(r) => reply(ctx, ResponseKind::OffsetFetch(self.handle_offset_fetch(&r))),
             other => Handled::Close(format!("{} is not served", other_name(&other))),
         }
     }
@@ -187,6 +216,18 @@ impl BrokerCore {
         }
     }
 
+    /// `park` under an id from `Purgatory::reserve`.
+    pub(super) fn park_reserved(&mut self, now_ms: u64, ctx: RequestCtx, id: u64, deadline_ms: u64, op: ParkedOp) -> Handled {
+        let parked = Parked { api_key: ctx.api_key, version: ctx.version, correlation_id: ctx.correlation_id, deadline_ms, op };
+        if !self.purgatory.park_reserved(id, parked) {
+            return Handled::Close("purgatory full".into());
+        }
+        match self.poll_parked(id, now_ms) {
+            Some(frame) => Handled::Reply(frame),
+            None => Handled::Parked { id, deadline_ms },
+        }
+    }
+
     /// The answer to a parked request if it is complete (or its deadline passed), else None.
     pub fn poll_parked(&mut self, id: u64, now_ms: u64) -> Option<Bytes> {
         let mut parked = self.purgatory.take(id)?;
@@ -195,6 +236,8 @@ impl BrokerCore {
         let body = match &mut parked.op {
             ParkedOp::Produce(pp) => self.try_complete_produce(pp, expired).map(ResponseKind::Produce),
             ParkedOp::Fetch(pf) => self.try_complete_fetch(pf, expired).map(ResponseKind::Fetch),
+            ParkedOp::OffsetCommit(pc) => self.try_complete_commit(pc, expired).map(ResponseKind::OffsetCommit),
+            ParkedOp::Group => self.try_complete_group(id, ctx.api_key, expired),
         };
         match body {
             Some(body) => match encode_response(ctx.api_key, ctx.version, ctx.correlation_id, &body) {
@@ -208,13 +251,15 @@ impl BrokerCore {
         }
     }
 
-    /// Periodic work: ISR shrink, HW advancement, the HW checkpoint.
+    /// Periodic work: ISR shrink, HW advancement, the HW checkpoint, group timers.
     pub fn tick(&mut self, now_ms: u64) {
         let tps: Vec<TopicPartition> = self.partitions.keys().cloned().collect();
         for tp in tps {
             self.maybe_shrink_isr(now_ms, &tp);
             self.maybe_advance_hw(now_ms, &tp);
         }
+        self.groups.tick(now_ms);
+        self.drain_groups(now_ms);
         if now_ms >= self.last_hw_checkpoint_ms + self.config.hw_checkpoint_interval_ms {
             self.last_hw_checkpoint_ms = now_ms;
             for p in self.partitions.values_mut() {
@@ -228,6 +273,16 @@ impl BrokerCore {
     /// How often `tick` should run.
     pub fn tick_interval_ms(&self) -> u64 {
         (self.config.replica_lag_time_max_ms / 2).clamp(10, 1_000)
+    }
+
+    /// When the group coordinator next needs a tick.
+    pub fn group_deadline(&self) -> Option<u64> {
+        self.groups.next_deadline()
+    }
+
+    /// Every loaded group's state and committed offsets (white-box checks).
+    pub fn group_snapshots(&self) -> Vec<crate::group::GroupSnapshot> {
+        self.groups.snapshot()
     }
 
     pub fn snapshots(&self) -> Vec<PartitionSnapshot> {

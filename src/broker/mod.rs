@@ -11,6 +11,7 @@ mod config;
 mod controller_link;
 mod core;
 mod fetch;
+mod groups;
 mod metadata;
 mod node;
 mod partition;
@@ -21,6 +22,7 @@ mod replica_fetcher;
 
 pub use self::core::{AlterIsr, BrokerCore, Handled};
 pub use config::BrokerConfig;
+pub use groups::OFFSETS_TOPIC;
 pub use metadata::{BrokerAddress, ClusterMetadata, PartitionAssignment};
-pub use node::{run_broker, BrokerEnv, SnapshotProbe};
+pub use node::{run_broker, BrokerEnv, GroupProbe, SnapshotProbe};
 pub use partition::PartitionSnapshot;

@@ -44,7 +44,12 @@ pub struct BrokerEnv {
     pub trace: Tracer,
     /// Receives the partitions' state after every metadata change and tick (white-box checks).
     pub probe: Option<SnapshotProbe>,
+    /// Receives the loaded groups' state at the same moments.
+    pub group_probe: Option<GroupProbe>,
 }
+
+/// Where a broker reports the groups it coordinates for observers.
+pub type GroupProbe = Rc<dyn Fn(&[crate::group::GroupSnapshot])>;
 
 /// Where a broker reports its partitions' state for observers.
 pub type SnapshotProbe = Rc<dyn Fn(&[super::partition::PartitionSnapshot])>;
@@ -68,6 +73,7 @@ pub(super) struct Shared {
     fetchers: RefCell<BTreeSet<BrokerId>>,
     pub trace: Tracer,
     probe: Option<SnapshotProbe>,
+    group_probe: Option<GroupProbe>,
 }
 
 impl Shared {
@@ -79,15 +85,18 @@ impl Shared {
         if let Some(probe) = &self.probe {
             probe(&self.core.borrow().snapshots());
         }
+        if let Some(probe) = &self.group_probe {
+            probe(&self.core.borrow().group_snapshots());
+        }
     }
 }
 
 /// Runs a broker until its listener fails. Must run inside a `LocalSet`.
 pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
     let started = Instant::now();
-    let core = BrokerCore::open(env.id, env.config.clone(), env.storage, env.trace.clone());
-    let mut listener = env.net.bind(&env.listen).await?;
     let incarnation = Uuid::from_u64_pair(env.entropy.next_u64(), env.entropy.next_u64());
+    let core = BrokerCore::open(env.id, env.config.clone(), env.storage, env.trace.clone(), incarnation.as_u64_pair().0);
+    let mut listener = env.net.bind(&env.listen).await?;
     let shared = Rc::new(Shared {
         core: RefCell::new(core),
         changed: Notify::new(),
@@ -104,6 +113,7 @@ pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
         fetchers: RefCell::new(BTreeSet::new()),
         trace: env.trace,
         probe: env.probe,
+        group_probe: env.group_probe,
     });
     tokio::task::spawn_local(controller_link::lifecycle(shared.clone(), env.config.heartbeat_interval_ms));
     tokio::task::spawn_local(follow_metadata(shared.clone()));

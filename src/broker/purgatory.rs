@@ -1,8 +1,10 @@
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::{ApiKey, FetchRequest, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, FetchRequest, OffsetCommitResponse, ProduceResponse};
 
 use crate::ids::TopicPartition;
+
+use super::groups::CommitOffset;
 
 /// A produce request with `acks=all` waiting for the HW to pass its records.
 #[derive(Debug)]
@@ -19,10 +21,26 @@ pub struct ParkedFetch {
     pub request: FetchRequest,
 }
 
+/// An offset commit waiting for the high watermark of its offsets partition.
+#[derive(Debug)]
+pub struct ParkedCommit {
+    pub tp: TopicPartition,
+    /// The offset the HW must reach.
+    pub required: i64,
+    pub group: String,
+    pub offsets: Vec<CommitOffset>,
+    /// The answer if the commit succeeds.
+    pub response: OffsetCommitResponse,
+}
+
 #[derive(Debug)]
 pub enum ParkedOp {
     Produce(ParkedProduce),
     Fetch(ParkedFetch),
+    OffsetCommit(ParkedCommit),
+    /// A JoinGroup or SyncGroup the group coordinator answers later; the parked id is the
+    /// coordinator's token.
+    Group,
 }
 
 /// A request answered later: on an event (HW moved, data arrived) or at its deadline,
@@ -55,6 +73,22 @@ impl Purgatory {
         self.next_id += 1;
         self.parked.insert(id, p);
         Some(id)
+    }
+
+    /// An id for a request that may be parked with `park_reserved` (the group coordinator
+    /// keys its late answers by it).
+    pub fn reserve(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    pub fn park_reserved(&mut self, id: u64, p: Parked) -> bool {
+        if self.parked.len() >= PARKED_MAX {
+            return false;
+        }
+        self.parked.insert(id, p);
+        true
     }
 
     pub fn take(&mut self, id: u64) -> Option<Parked> {

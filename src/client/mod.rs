@@ -20,7 +20,7 @@ pub use assignor::{
     MemberSubscription,
 };
 pub use connection::Connection;
-pub use consumer::{ConsumedRecord, Consumer, ConsumerConfig, OffsetReset};
+pub use consumer::{CommitError, CommitKind, ConsumedRecord, Consumer, ConsumerConfig, ConsumerEvent, GroupSettings, Listener, OffsetReset};
 pub use error::ClientError;
 pub use metadata::MetadataCache;
 pub use offsets::{list_offset, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};

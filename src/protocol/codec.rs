@@ -142,6 +142,15 @@ fn finish_frame(mut out: BytesMut) -> Result<Bytes, WireError> {
     Ok(out.freeze())
 }
 
+/// One uncompressed v2 record batch holding `records` (the offsets in them are deltas).
+pub fn encode_batch_v2(records: &[kafka_protocol::records::Record]) -> Bytes {
+    use kafka_protocol::records::{Compression, RecordBatchEncoder, RecordEncodeOptions};
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
+    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encoding uncompressed records cannot fail");
+    buf.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,3 +188,4 @@ mod tests {
         }
     }
 }
+

@@ -7,7 +7,7 @@ mod codec;
 mod frame;
 mod versions;
 
-pub use codec::{
+pub use codec::{encode_batch_v2, 
     decode_request, decode_request_for, decode_response, encode_request, encode_response, DecodedRequest, WireError,
 };
 pub use frame::{FrameDecoder, FrameError, REQUEST_BYTES_MAX};

@@ -17,6 +17,13 @@ pub const SUPPORTED_APIS: ApiTable = &[
     (ApiKey::OffsetForLeaderEpoch, 2, 4),
     (ApiKey::ApiVersions, 0, 3),
     (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 4, 9),
+    (ApiKey::SyncGroup, 3, 5),
+    (ApiKey::Heartbeat, 3, 4),
+    (ApiKey::LeaveGroup, 3, 5),
+    (ApiKey::OffsetCommit, 2, 8),
+    (ApiKey::OffsetFetch, 1, 7),
 ];
 
 /// What a controller serves: the other voters run the quorum (Vote, BeginQuorumEpoch,

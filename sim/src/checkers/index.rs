@@ -393,6 +393,18 @@ impl HistoryIndex {
     }
 
     /// Reads of `tp` at offsets strictly above `offset`, in time order.
+    /// The processes that read `tp` at some offset at or below `offset`.
+    pub fn readers_at_or_below(&self, tp: &Tp, offset: i64) -> BTreeSet<&str> {
+        let from = (tp.clone(), i64::MIN);
+        let to = (tp.clone(), offset);
+        self.by_position
+            .range(from..=to)
+            .flat_map(|(_, ids)| ids.iter().map(|&i| &self.observations[i]))
+            .filter(|o| o.source == Source::Read)
+            .map(|o| o.process.as_str())
+            .collect()
+    }
+
     pub fn reads_above(&self, tp: &Tp, offset: i64) -> Vec<&Observation> {
         let from = (tp.clone(), offset.saturating_add(1));
         let to = (tp.clone(), i64::MAX);

@@ -1,7 +1,9 @@
 //! `lost-write`: a send acknowledged at (topic, partition, offset) whose value no poll ever
-//! read, although some poll read a higher offset of that partition. Consumers read partitions
-//! in offset order, so reading past an acknowledged offset without meeting its value means
-//! the log no longer holds it there.
+//! read, although a consumer read across that offset: it read the partition at or below the
+//! offset and also above it. Consumers read partitions in offset order, so reading past an
+//! acknowledged offset without meeting its value means the log no longer holds it there. A
+//! consumer that only ever read above the offset (one that started at `latest`, or took the
+//! partition over from a committed offset) proves nothing about it.
 
 use super::anomaly::Anomaly;
 use super::index::{HistoryIndex, Observation, SendOutcome, SendRecord};
@@ -22,7 +24,8 @@ pub(crate) fn evidence<'a>(
         return None;
     }
     let (tp, offset) = send.ack.as_ref()?;
-    let above = idx.reads_above(tp, *offset);
+    let crossed = idx.readers_at_or_below(tp, *offset);
+    let above: Vec<&Observation> = idx.reads_above(tp, *offset).into_iter().filter(|o| crossed.contains(o.process.as_str())).collect();
     (!above.is_empty()).then_some(above)
 }
 
@@ -70,6 +73,17 @@ mod tests {
         assert_eq!(lw.nodes, vec!["c-0".to_string(), "p-0".to_string()]);
         assert_eq!(lw.time_ms, r.ack_time(&b));
         assert!(lw.explanation.contains("offset 1") && lw.explanation.contains("up to offset 2"));
+    }
+
+    #[test]
+    fn reads_only_above_the_offset_prove_nothing() {
+        let mut r = Run::new();
+        r.send_ok("p-0", 0, 0, 0);
+        r.send_ok("p-0", 1, 0, 1);
+        r.send_ok("p-0", 2, 0, 2);
+        // A consumer that started at the end of the partition (auto.offset.reset=latest).
+        r.poll("c-0", &[(0, 2, "p-0:2")]);
+        assert!(r.check(check).is_empty());
     }
 
     #[test]

@@ -103,7 +103,8 @@ mod tests {
         let mut r = Run::new();
         r.send_ok("p-0", 0, 0, 0);
         r.send_ok("p-0", 1, 0, 1);
-        r.poll("c-0", &[(0, 1, "p-0:1")]);
+        r.send_ok("p-0", 2, 0, 2);
+        r.poll("c-0", &[(0, 0, "p-0:0"), (0, 2, "p-0:2")]);
         assert!(r.check(check).is_empty());
     }
 

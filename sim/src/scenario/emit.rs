@@ -117,6 +117,12 @@ impl Emitter {
         self.kv("topics", strings(&c.topics));
         self.kv("processing_ms", int(c.processing_ms));
         self.kv("commit", c.commit.name());
+        if c.threads > 0 {
+            self.kv("threads", int(c.threads.into()));
+        }
+        if c.start_ms > 0 {
+            self.kv("start_ms", int(c.start_ms));
+        }
         self.config("[consumers.config]", &c.config);
     }
 

@@ -53,6 +53,8 @@ const CONSUMER_KEYS: &[&str] = &[
     "topics",
     "processing_ms",
     "commit",
+    "threads",
+    "start_ms",
     "config",
 ];
 const NEMESIS_KEYS: &[&str] = &["kinds", "interval_ms", "duration_ms", "targets"];
@@ -283,6 +285,8 @@ fn read_consumer(mut s: Section) -> Result<ConsumerSpec> {
         topics: s.need("topics", topics_expected, topics)?,
         processing_ms: s.uint("processing_ms", 0)?.unwrap_or(0),
         commit: commit.unwrap_or(CommitMode::Auto),
+        threads: s.u32("threads", 0)?.unwrap_or(0),
+        start_ms: s.uint("start_ms", 0)?.unwrap_or(0),
         config: config::read(s.file(), &s.path("config"), table, Scope::Consumer)?,
     })
 }

@@ -137,6 +137,11 @@ pub struct ConsumerSpec {
     pub topics: Vec<String>,
     pub processing_ms: u64,
     pub commit: CommitMode,
+    /// 0: records are processed in the polling loop; N: handed to N worker tasks (by key), and
+    /// the loop polls again at once.
+    pub threads: u32,
+    /// When the instances start, in simulated ms (default 0).
+    pub start_ms: u64,
     pub config: BTreeMap<String, ConfigValue>,
 }
 

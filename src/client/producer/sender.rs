@@ -7,13 +7,12 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::rc::Rc;
 
-use bytes::BytesMut;
 use indexmap::IndexMap;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::{ApiKey, InitProducerIdRequest, ProduceRequest, ProduceResponse, RequestKind, ResponseKind, TopicName};
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType};
+use kafka_protocol::records::{Record, TimestampType};
 use tokio::time::{Duration, Instant};
 
 use crate::client::error::ClientError;
@@ -255,10 +254,7 @@ fn encode_batch(b: &Batch) -> bytes::Bytes {
             headers: IndexMap::new(),
         })
         .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions { version: 2, compression: Compression::None };
-    RecordBatchEncoder::encode(&mut buf, records.iter(), &options).expect("encoding uncompressed records cannot fail");
-    buf.freeze()
+    crate::protocol::encode_batch_v2(&records)
 }
 
 /// What to do with one batch after its request completed.
