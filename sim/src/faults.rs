@@ -67,6 +67,8 @@ fn apply(action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world
         FaultKind::Hold => world.hold(targets, peers),
         FaultKind::DiskLoss => targets.iter().for_each(|n| world.disk_loss(n)),
         FaultKind::Release => world.release(targets, peers),
+        FaultKind::Pause => targets.iter().for_each(|n| world.pause(n)),
+        FaultKind::Resume => targets.iter().for_each(|n| world.resume(n)),
         // `support::check_supported` refuses every other action before a run starts.
         other => unreachable!("fault {} passed the support check", other.name()),
     }

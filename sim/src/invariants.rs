@@ -10,7 +10,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 
-use stormlog::broker::PartitionSnapshot;
+use stormlog::broker::{PartitionSnapshot, OFFSETS_TOPIC};
 use stormlog::group::GroupSnapshot;
 use stormlog::log::{split_batches, Log, LogConfig};
 use stormlog::seam::{MemStorage, Storage};
@@ -142,6 +142,34 @@ pub fn check_leaders(now_ms: u64, snapshots: &BTreeMap<String, Vec<PartitionSnap
         .collect()
 }
 
+/// Liveness at the end of the heal phase: every consumer group is Stable at its current
+/// coordinator with every consumer instance of the group as a member (`group-unstable`).
+pub fn check_groups(now_ms: u64, views: &[(String, GroupSnapshot)], expected: &BTreeMap<String, usize>) -> Vec<Anomaly> {
+    let mut out = Vec::new();
+    for (group, members) in expected {
+        let view = views.iter().find(|(_, g)| &g.group == group);
+        let problem = match view {
+            None => Some("no broker coordinates it".to_string()),
+            Some((node, g)) if g.state != "Stable" || g.members.len() != *members => Some(format!(
+                "its coordinator {node} has it {} in generation {} with {} of its {members} consumers as members",
+                g.state,
+                g.generation,
+                g.members.len()
+            )),
+            Some(_) => None,
+        };
+        if let Some(problem) = problem {
+            let nodes: Vec<&str> = view.map(|(n, _)| n.as_str()).into_iter().collect();
+            out.push(
+                Anomaly::new("group-unstable", now_ms, &Tp { topic: OFFSETS_TOPIC.to_string(), partition: view.map_or(-1, |(_, g)| g.partition) })
+                    .with_nodes(nodes)
+                    .explained(format!("group {group} was not stable at the end of the heal phase, with every fault healed: {problem}")),
+            );
+        }
+    }
+    out
+}
+
 /// The batches of a replica's log as (base offset, last offset, CRC), read from its disk.
 fn batch_digests(disk: &MemStorage, topic: &str, partition: i32, upto: i64) -> Vec<(i64, i64, u32)> {
     let storage: Rc<dyn Storage> = Rc::new(disk.clone());
@@ -194,6 +222,47 @@ pub fn check_divergence(
 
 #[cfg(test)]
 mod tests {
+
+    fn group_view(state: &'static str, members: usize) -> (String, GroupSnapshot) {
+        let g = GroupSnapshot {
+            group: "g".into(),
+            partition: 7,
+            state,
+            generation: 3,
+            members: (0..members).map(|m| format!("c-{m}")).collect(),
+            offsets: Vec::new(),
+            leader: None,
+            protocol: None,
+        };
+        ("broker-1".to_string(), g)
+    }
+
+    #[test]
+    fn a_group_must_end_stable_with_every_consumer() {
+        let expected: BTreeMap<String, usize> = [("g".to_string(), 2)].into_iter().collect();
+        assert!(check_groups(9, &[group_view("Stable", 2)], &expected).is_empty());
+        for views in [vec![group_view("PreparingRebalance", 2)], vec![group_view("Stable", 1)], vec![]] {
+            let found = check_groups(9, &views, &expected);
+            assert_eq!(found.len(), 1, "{views:?}");
+            assert_eq!(found[0].kind, "group-unstable");
+        }
+    }
+
+    #[test]
+    fn committed_offsets_going_back_at_the_coordinator_are_a_regression() {
+        let mut inv = Invariants::default();
+        let tp = stormlog::ids::TopicPartition::new("t", 0);
+        let mut view = group_view("Stable", 1);
+        view.1.offsets = vec![(tp.clone(), 10)];
+        inv.observe_groups(1, std::slice::from_ref(&view));
+        view.1.offsets = vec![(tp.clone(), 12)];
+        inv.observe_groups(2, std::slice::from_ref(&view));
+        assert!(inv.anomalies.is_empty());
+        view.1.offsets = vec![(tp, 11)];
+        inv.observe_groups(3, std::slice::from_ref(&view));
+        assert_eq!(inv.anomalies.len(), 1);
+        assert_eq!(inv.anomalies[0].kind, "committed-offset-regression");
+    }
     use super::*;
     use stormlog::ids::{BrokerId, TopicPartition};
     use stormlog::log::build_test_batch;

@@ -102,6 +102,7 @@ fn start(kind: FaultKind, (a, b): &(Vec<String>, Vec<String>), world: &mut World
         FaultKind::Partition | FaultKind::Isolate => world.partition(a, b),
         FaultKind::PartitionOneway => world.partition_oneway(a, b),
         FaultKind::Hold => world.hold(a, b),
+        FaultKind::Pause => a.iter().for_each(|n| world.pause(n)),
         // `support::check_supported` refuses the other kinds for the nemesis.
         other => unreachable!("nemesis kind {} passed the support check", other.name()),
     }
@@ -112,6 +113,7 @@ fn heal(kind: FaultKind, (a, b): &(Vec<String>, Vec<String>), world: &mut World<
         FaultKind::Crash | FaultKind::Kill => a.iter().for_each(|n| world.restart(n)),
         FaultKind::Partition | FaultKind::Isolate | FaultKind::PartitionOneway => world.repair(a, b),
         FaultKind::Hold => world.release(a, b),
+        FaultKind::Pause => a.iter().for_each(|n| world.resume(n)),
         other => unreachable!("nemesis kind {} passed the support check", other.name()),
     }
 }

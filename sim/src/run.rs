@@ -10,7 +10,7 @@ use std::sync::Once;
 use crate::checkers::{check_all, Anomaly};
 use crate::faults::FaultPlayer;
 use crate::history::History;
-use crate::invariants::{check_divergence, check_leaders, Invariants};
+use crate::invariants::{check_divergence, check_groups, check_leaders, Invariants};
 use crate::nemesis::NemesisPlayer;
 use crate::scenario::{Outcome, Scenario, ScenarioError};
 use crate::support::check_supported;
@@ -80,10 +80,22 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
         .anomalies
         .into_iter()
         .chain(check_divergence(sim_ms, &snapshots, &world.broker_disks(), &unclean))
-        .chain(if failure.is_none() { check_leaders(sim_ms, &snapshots, &partitions) } else { Vec::new() });
+        .chain(if failure.is_none() { check_leaders(sim_ms, &snapshots, &partitions) } else { Vec::new() })
+        .chain(if failure.is_none() { check_groups(sim_ms, &world.coordinator_views(), &group_sizes(s)) } else { Vec::new() });
     anomalies.extend(white_box.filter(|a| !s.checks.disable.contains(&a.kind)));
     crate::checkers::sort_anomalies(&mut anomalies);
     Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, failure })
+}
+
+/// How many consumer instances each group of the scenario has.
+fn group_sizes(s: &Scenario) -> BTreeMap<String, usize> {
+    let mut out = BTreeMap::new();
+    for c in &s.consumers {
+        if let Some(g) = &c.group {
+            *out.entry(g.clone()).or_insert(0) += c.count as usize;
+        }
+    }
+    out
 }
 
 /// Partitions the controller moved through an unclean election, from its trace lines.

@@ -24,9 +24,11 @@ const FAULTS_SUPPORTED: &[FaultKind] = &[
     FaultKind::Hold,
     FaultKind::Release,
     FaultKind::DiskLoss,
+    FaultKind::Pause,
+    FaultKind::Resume,
 ];
 /// What the random nemesis can draw (each heals itself after its drawn duration).
-const NEMESIS_KINDS: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Partition, FaultKind::PartitionOneway, FaultKind::Isolate, FaultKind::Hold];
+const NEMESIS_KINDS: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Partition, FaultKind::PartitionOneway, FaultKind::Isolate, FaultKind::Hold, FaultKind::Pause];
 
 const SWITCHES_SUPPORTED: &[&str] = &[
     "hw_advances_below_min_isr",
@@ -118,6 +120,7 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
             "producer.id.expiration.ms" => c.producer_id_expiration_ms = int(s, &key, v, 1)?,
             "producer.id.expiration.check.interval.ms" => c.producer_id_expiration_check_interval_ms = to_u64(int(s, &key, v, 1)?),
             "replica.fetch.wait.max.ms" => c.replica_fetch_wait_max_ms = to_u64(int(s, &key, v, 0)?),
+            "replica.fetch.backoff.ms" => c.replica_fetch_backoff_ms = to_u64(int(s, &key, v, 0)?),
             "replica.fetch.max.bytes" => c.replica_fetch_max_bytes = int(s, &key, v, 1)? as usize,
             "message.max.bytes" => c.message_max_bytes = int(s, &key, v, 1)? as usize,
             "log.flush.interval.messages" => c.log.flush_interval_messages = to_u64(int(s, &key, v, 1)?),

@@ -23,6 +23,13 @@ pub fn sim_now_ms() -> u64 {
     turmoil::sim_elapsed().map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// Waits while the process is paused (its application loop does nothing meanwhile).
+async fn while_paused(paused: &Cell<bool>) {
+    while paused.get() {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// One producer instance; what must survive its restarts lives here.
 pub struct ProducerWork {
     pub process: String,
@@ -44,6 +51,7 @@ pub struct ProducerWork {
     /// Messages sent and not (yet) acknowledged, with their keys: what a restart resends.
     pub unacked: Rc<RefCell<BTreeMap<u64, Option<String>>>>,
     pub entropy: Rc<RefCell<Entropy>>,
+    pub paused: Rc<Cell<bool>>,
 }
 
 impl ProducerWork {
@@ -72,6 +80,7 @@ impl ProducerWork {
             if due > now {
                 tokio::time::sleep(Duration::from_millis(due - now)).await;
             }
+            while_paused(&self.paused).await;
             if sim_now_ms() >= self.stop_ms {
                 return;
             }
@@ -128,6 +137,7 @@ pub struct ConsumerWork {
     pub config: ConsumerConfig,
     pub bootstrap: Vec<String>,
     pub history: Rc<RefCell<History>>,
+    pub paused: Rc<Cell<bool>>,
 }
 
 impl ConsumerWork {
@@ -141,6 +151,7 @@ impl ConsumerWork {
         consumer.set_listener(self.listener());
         let workers: Vec<Rc<Worker>> = (0..self.threads).map(|_| Worker::start(self.clone())).collect();
         loop {
+            while_paused(&self.paused).await;
             let invoked_ms = sim_now_ms();
             let records = consumer.poll().await;
             if records.is_empty() {
@@ -180,6 +191,7 @@ impl ConsumerWork {
 
     /// The application's work on one record, then its record in the history.
     async fn process_one(&self, r: PolledRecord) {
+        while_paused(&self.paused).await;
         let started = sim_now_ms();
         if self.processing_ms > 0 {
             tokio::time::sleep(Duration::from_millis(self.processing_ms)).await;

@@ -59,6 +59,9 @@ struct Node {
     role: Role,
     /// Closed while the node is down: a restarted host waits at it before starting.
     gate: Rc<Cell<bool>>,
+    /// Set while the node is paused: its application loop (a client's sends, polls and
+    /// processing) waits; its links are held.
+    paused: Rc<Cell<bool>>,
     state: NodeState,
     /// A broker's disk, owned here so that it outlives the process.
     disk: Option<MemStorage>,
@@ -194,8 +197,12 @@ impl<'a> World<'a> {
 
     fn new_node(&mut self, name: &str, role: Role) -> Rc<Cell<bool>> {
         let gate = Rc::new(Cell::new(true));
-        self.nodes.insert(name.to_string(), Node { role, gate: gate.clone(), state: NodeState::Up, disk: None, kills: 0 });
+        self.nodes.insert(name.to_string(), Node { role, gate: gate.clone(), paused: Rc::new(Cell::new(false)), state: NodeState::Up, disk: None, kills: 0 });
         gate
+    }
+
+    fn paused_flag(&self, name: &str) -> Rc<Cell<bool>> {
+        self.nodes[name].paused.clone()
     }
 
     /// Counts a node's software starts (each a new incarnation), for the invariants.
@@ -394,6 +401,7 @@ impl<'a> World<'a> {
                     next_seq: Rc::new(Cell::new(0)),
                     unacked: Rc::new(RefCell::new(BTreeMap::new())),
                     entropy: Rc::new(RefCell::new(Entropy::from_seed(derive_seed(seed, &process)))),
+                    paused: self.paused_flag(&process),
                 });
                 self.sim.host(process.as_str(), move || {
                     let (gate, work) = (gate.clone(), work.clone());
@@ -425,6 +433,7 @@ impl<'a> World<'a> {
                     config: consumer_config(s, i, n)?,
                     bootstrap: self.bootstrap(),
                     history: self.history.clone(),
+                    paused: self.paused_flag(&process),
                 });
                 self.sim.host(process.as_str(), move || {
                     let (gate, work) = (gate.clone(), work.clone());
@@ -485,6 +494,8 @@ impl<'a> World<'a> {
 
     /// Process crash: the software stops, the page cache survives.
     pub fn crash(&mut self, node: &str) {
+        // A paused process that dies is no longer paused: its held links go back to normal.
+        self.resume(node);
         let Some(n) = self.nodes.get_mut(node) else { return };
         if n.state != NodeState::Up {
             return;
@@ -499,6 +510,7 @@ impl<'a> World<'a> {
     /// Machine crash: the software stops and everything not fsynced is lost; the tail being
     /// written may survive in part (a torn write), as the seed decides.
     pub fn kill(&mut self, node: &str) {
+        self.resume(node);
         let Some(n) = self.nodes.get_mut(node) else { return };
         if n.state == NodeState::Killed {
             return;
@@ -574,6 +586,41 @@ impl<'a> World<'a> {
         self.event(&side_a.join(","), &format!("fault hold with {}", side_b.join(",")));
     }
 
+    /// Pause (a stop-the-world GC, a stalled VM): turmoil cannot stop one host's clock, so a
+    /// pause is approximated as every link of the node held (what it sends and what is sent to
+    /// it waits in the network, its sockets stay open) and, for clients, the application loop
+    /// stopped. Its own timers still run meanwhile; their effects reach nobody until `resume`.
+    pub fn pause(&mut self, node: &str) {
+        let Some(n) = self.nodes.get(node) else { return };
+        if n.paused.get() || n.state != NodeState::Up {
+            return;
+        }
+        n.paused.set(true);
+        let others: Vec<String> = self.nodes.keys().filter(|k| k.as_str() != node).cloned().collect();
+        for other in others {
+            let key = if node < other.as_str() { (node.to_string(), other.clone()) } else { (other.clone(), node.to_string()) };
+            if self.held.insert(key) {
+                self.sim.hold(node, other.as_str());
+            }
+        }
+        self.event(node, "fault pause");
+    }
+
+    /// Ends a pause: held messages are delivered, the application loop goes on.
+    pub fn resume(&mut self, node: &str) {
+        let Some(n) = self.nodes.get(node) else { return };
+        if !n.paused.get() {
+            return;
+        }
+        n.paused.set(false);
+        let keys: Vec<(String, String)> = self.held.iter().filter(|(x, y)| x == node || y == node).cloned().collect();
+        for (x, y) in keys {
+            self.held.remove(&(x.clone(), y.clone()));
+            self.sim.release(x.as_str(), y.as_str());
+        }
+        self.event(node, "heal resume");
+    }
+
     /// Delivers what was held between the two sides; with no sides, on every held link.
     pub fn release(&mut self, side_a: &[String], side_b: &[String]) {
         let keys: Vec<(String, String)> = self.held.iter().filter(|(x, y)| between(side_a, side_b, x, y)).cloned().collect();
@@ -603,6 +650,10 @@ impl<'a> World<'a> {
 
     /// Heal phase: every node up, every link repaired.
     pub fn heal_all(&mut self) {
+        let paused: Vec<String> = self.nodes.iter().filter(|(_, n)| n.paused.get()).map(|(k, _)| k.clone()).collect();
+        for node in paused {
+            self.resume(&node);
+        }
         let down: Vec<String> = self.nodes.iter().filter(|(_, n)| n.state != NodeState::Up).map(|(k, _)| k.clone()).collect();
         for node in down {
             self.restart(&node);

@@ -12,6 +12,8 @@ pub struct BrokerConfig {
     pub replica_lag_time_max_ms: u64,
     /// `replica.fetch.wait.max.ms` (default 500)
     pub replica_fetch_wait_max_ms: u64,
+    /// `replica.fetch.backoff.ms` (default 1000): how long a partition whose fetch failed waits
+    pub replica_fetch_backoff_ms: u64,
     /// `replica.fetch.max.bytes` (default 1 MiB)
     pub replica_fetch_max_bytes: usize,
     /// `message.max.bytes` (default 1048588)
@@ -47,6 +49,7 @@ impl Default for BrokerConfig {
             min_insync_replicas: 1,
             replica_lag_time_max_ms: 30_000,
             replica_fetch_wait_max_ms: 500,
+            replica_fetch_backoff_ms: 1_000,
             replica_fetch_max_bytes: 1024 * 1024,
             message_max_bytes: 1_048_588,
             replica_socket_timeout_ms: 30_000,

@@ -259,13 +259,18 @@ async fn fetcher(sh: Rc<Shared>, leader: BrokerId) {
 }
 
 async fn fetch_once(sh: &Shared, conn: &mut Connection, leader: BrokerId, timeout: u64) -> Result<(), ClientError> {
-    let req = sh.core.borrow().replica_fetch_request(leader);
+    let req = sh.core.borrow().replica_fetch_request(leader, sh.now_ms());
+    if req.topics.is_empty() {
+        // Every partition from this leader is backing off after an error.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        return Ok(());
+    }
     let wait = u64::try_from(req.max_wait_ms).unwrap_or(0);
     let resp = conn.request(ApiKey::Fetch, REPLICA_FETCH_VERSION, RequestKind::Fetch(req.clone()), timeout + wait).await?;
     let ResponseKind::Fetch(resp) = resp else {
         return Err(ClientError::Protocol("expected a Fetch response".into()));
     };
-    let out_of_range = sh.core.borrow_mut().handle_replica_fetch_response(leader, &req, &resp);
+    let out_of_range = sh.core.borrow_mut().handle_replica_fetch_response(leader, &req, &resp, sh.now_ms());
     sh.changed.notify_waiters();
     for tp in out_of_range {
         let end = list_offset(conn, &tp, LATEST_TIMESTAMP, sh.id.0, 0, timeout).await?;

@@ -30,6 +30,9 @@ pub struct Partition {
     /// With the single-step switch, the follower asked about divergence once since it became
     /// a follower: before KIP-279 it then fetched on without asking again.
     pub divergence_checked: bool,
+    /// A follower partition whose last fetch failed is left out of fetches until then
+    /// (`replica.fetch.backoff.ms`), as Kafka's fetcher delays a partition in error.
+    pub fetch_delayed_until_ms: u64,
 }
 
 /// A read-only view of a partition, for white-box checks and traces.
@@ -69,7 +72,7 @@ impl Partition {
         epochs.truncate_from_end(log.log_end_offset()).map_err(|e| storage_err(&checkpoint, e))?;
         let hw = read_hw(storage.as_ref(), &hw_checkpoint).min(log.log_end_offset());
         let role = Role::Follower { leader: None, hw };
-        Ok(Partition { tp, replicas, leader_epoch: -1, partition_epoch: -1, log, epochs, role, storage, hw_checkpoint, divergence_checked: false })
+        Ok(Partition { tp, replicas, leader_epoch: -1, partition_epoch: -1, log, epochs, role, storage, hw_checkpoint, divergence_checked: false, fetch_delayed_until_ms: 0 })
     }
 
     /// Writes the high watermark to its checkpoint (Kafka does it every
@@ -125,6 +128,8 @@ impl Partition {
         }
         self.role = Role::Follower { leader: a.leader, hw };
         self.divergence_checked = false;
+        // New leadership: whatever failed before may work now.
+        self.fetch_delayed_until_ms = 0;
         self.adopt(a);
         Ok(())
     }

@@ -32,10 +32,11 @@ impl BrokerCore {
     }
 
     /// The follower Fetch for every partition we follow on `leader`, at our log end offsets.
-    pub fn replica_fetch_request(&self, leader: BrokerId) -> FetchRequest {
+    /// Partitions in backoff after an error are left out; the request may then be empty.
+    pub fn replica_fetch_request(&self, leader: BrokerId, now_ms: u64) -> FetchRequest {
         let mut topics: Vec<FetchTopic> = Vec::new();
         for p in self.partitions.values() {
-            if !matches!(p.role, Role::Follower { leader: Some(l), .. } if l == leader) {
+            if !matches!(p.role, Role::Follower { leader: Some(l), .. } if l == leader) || p.fetch_delayed_until_ms > now_ms {
                 continue;
             }
             // Before KIP-101 followers sent no epoch, so leaders could not detect divergence;
@@ -71,7 +72,8 @@ impl BrokerCore {
     /// `AbstractFetcherThread` checks the same). A response that arrives after this broker
     /// became leader, or after a truncation, is stale and dropped; appending it would put the
     /// old leader's records into the new epoch.
-    pub fn handle_replica_fetch_response(&mut self, leader: BrokerId, req: &FetchRequest, resp: &FetchResponse) -> Vec<TopicPartition> {
+    pub fn handle_replica_fetch_response(&mut self, leader: BrokerId, req: &FetchRequest, resp: &FetchResponse, now_ms: u64) -> Vec<TopicPartition> {
+        let backoff = self.config.replica_fetch_backoff_ms;
         let mut sent = std::collections::BTreeMap::new();
         for t in &req.topics {
             for fp in &t.partitions {
@@ -94,7 +96,12 @@ impl BrokerCore {
                     None if pd.diverging_epoch.epoch >= 0 => self.on_diverging_epoch(&tp, (pd.diverging_epoch.epoch, pd.diverging_epoch.end_offset)),
                     None => self.append_from_leader(&tp, pd.records.as_deref().unwrap_or(&[]), pd.high_watermark),
                     Some(ResponseError::OffsetOutOfRange) => out_of_range.push(tp),
-                    Some(e) => self.trace.emit(|| format!("replica-fetch-error {tp} {e:?}")),
+                    Some(e) => {
+                        self.trace.emit(|| format!("replica-fetch-error {tp} {e:?}"));
+                        if let Some(p) = self.partitions.get_mut(&tp) {
+                            p.fetch_delayed_until_ms = now_ms + backoff;
+                        }
+                    }
                 }
             }
         }

@@ -305,7 +305,10 @@ impl Consumer {
             return true;
         }
         self.prepare_rejoin().await;
-        if self.metadata.is_none() && self.refresh_metadata().await.is_err() {
+        // A subscribed topic the cached metadata does not know yet: ask again before joining
+        // (the leader assigns from it, as Kafka's client refreshes for unknown topics).
+        let known = |m: &MetadataCache| self.topics.iter().all(|t| m.partitions(t).is_some());
+        if !self.metadata.as_ref().is_some_and(known) && self.refresh_metadata().await.is_err() {
             return false;
         }
         let counts: BTreeMap<String, i32> = match &self.metadata {
