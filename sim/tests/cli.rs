@@ -26,11 +26,11 @@ fn a_bad_scenario_exits_1_naming_file_key_and_expectation() {
 
 #[test]
 fn an_unsupported_key_fails_loudly_instead_of_being_ignored() {
-    let body = "name = \"x\"\nduration_ms = 1000\n[expect]\noutcome = \"clean\"\n[cluster]\nbrokers = 1\n[nemesis]\nkinds = [\"pause\"]\n";
+    let body = "name = \"x\"\nduration_ms = 1000\n[expect]\noutcome = \"clean\"\n[cluster]\nbrokers = 1\n[nemesis]\nkinds = [\"skew\"]\n";
     let path = write_temp("nemesis.toml", body);
     let (code, text) = stormlog(&["run", &path]);
     assert_eq!(code, 1, "{text}");
-    assert!(text.contains("nemesis.kinds") && text.contains("not supported yet") && text.contains("pause"), "{text}");
+    assert!(text.contains("nemesis.kinds") && text.contains("not supported yet") && text.contains("skew"), "{text}");
 }
 
 #[test]
