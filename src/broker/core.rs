@@ -70,6 +70,10 @@ pub struct BrokerCore {
     pub(super) groups: GroupCoordinator,
     /// The coordinator's answers to parked joins and syncs, by token.
     pub(super) group_answers: BTreeMap<u64, ResponseKind>,
+    /// Offsets partitions loaded here whose log end at load time is not committed yet: their
+    /// groups are served once the high watermark reaches it (until then
+    /// COORDINATOR_LOAD_IN_PROGRESS), so nothing replayed from an uncommitted tail is shown.
+    pub(super) groups_loading: BTreeMap<i32, i64>,
 }
 
 impl BrokerCore {
@@ -92,6 +96,7 @@ impl BrokerCore {
             next_producer_id: 0,
             groups,
             group_answers: BTreeMap::new(),
+            groups_loading: BTreeMap::new(),
         }
     }
 
@@ -282,7 +287,7 @@ impl BrokerCore {
 
     /// Every loaded group's state and committed offsets (white-box checks).
     pub fn group_snapshots(&self) -> Vec<crate::group::GroupSnapshot> {
-        self.groups.snapshot()
+        self.groups.snapshot().into_iter().filter(|g| !self.groups_still_loading(g.partition)).collect()
     }
 
     pub fn snapshots(&self) -> Vec<PartitionSnapshot> {

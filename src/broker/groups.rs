@@ -41,6 +41,23 @@ impl BrokerCore {
         TopicPartition::new(OFFSETS_TOPIC, partition_for(group, self.config.group.offsets_partitions))
     }
 
+    /// None when `group` is served here now; else NOT_COORDINATOR, or
+    /// COORDINATOR_LOAD_IN_PROGRESS while its partition's replayed tail is not committed.
+    fn coordinator_check(&self, group: &str) -> Option<ResponseError> {
+        if let Some(e) = self.groups.check_owner(group) {
+            return Some(e);
+        }
+        self.groups_still_loading(self.offsets_partition(group).partition).then_some(ResponseError::CoordinatorLoadInProgress)
+    }
+
+    /// Whether offsets partition `partition` was loaded from a log whose end the high
+    /// watermark has not reached yet.
+    pub(super) fn groups_still_loading(&self, partition: i32) -> bool {
+        let Some(ready_at) = self.groups_loading.get(&partition) else { return false };
+        let tp = TopicPartition::new(OFFSETS_TOPIC, partition);
+        self.partitions.get(&tp).is_none_or(|p| p.hw() < *ready_at)
+    }
+
     pub(super) fn handle_find_coordinator(&self, req: &FindCoordinatorRequest, version: i16) -> FindCoordinatorResponse {
         let keys: Vec<String> = if version >= 4 { req.coordinator_keys.iter().map(ToString::to_string).collect() } else { vec![req.key.to_string()] };
         let found: Vec<Coordinator> = keys
@@ -71,7 +88,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_join_group(&mut self, now_ms: u64, ctx: RequestCtx, req: JoinGroupRequest, client_id: String) -> Handled {
-        if let Some(e) = self.groups.check_owner(req.group_id.as_str()) {
+        if let Some(e) = self.coordinator_check(req.group_id.as_str()) {
             let resp = JoinGroupResponse::default().with_error_code(e.code()).with_generation_id(-1);
             return reply(ctx, ResponseKind::JoinGroup(resp));
         }
@@ -87,7 +104,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_sync_group(&mut self, now_ms: u64, ctx: RequestCtx, req: SyncGroupRequest) -> Handled {
-        if let Some(e) = self.groups.check_owner(req.group_id.as_str()) {
+        if let Some(e) = self.coordinator_check(req.group_id.as_str()) {
             return reply(ctx, ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(e.code())));
         }
         let token = self.purgatory.reserve();
@@ -102,7 +119,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_heartbeat(&mut self, now_ms: u64, req: &HeartbeatRequest) -> ResponseKind {
-        let resp = match self.groups.check_owner(req.group_id.as_str()) {
+        let resp = match self.coordinator_check(req.group_id.as_str()) {
             Some(e) => kafka_protocol::messages::HeartbeatResponse::default().with_error_code(e.code()),
             None => self.groups.heartbeat(now_ms, req),
         };
@@ -111,7 +128,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_leave_group(&mut self, now_ms: u64, req: &LeaveGroupRequest, version: i16) -> ResponseKind {
-        let resp = match self.groups.check_owner(req.group_id.as_str()) {
+        let resp = match self.coordinator_check(req.group_id.as_str()) {
             Some(e) => kafka_protocol::messages::LeaveGroupResponse::default().with_error_code(e.code()),
             None => self.groups.leave_group(now_ms, req, version),
         };
@@ -184,7 +201,7 @@ impl BrokerCore {
                 })
             })
             .collect();
-        let check = match self.groups.check_owner(&group) {
+        let check = match self.coordinator_check(&group) {
             Some(e) => Err(e),
             None => self.groups.validate_offset_commit(now_ms, &group, req.member_id.as_str(), req.generation_id_or_member_epoch),
         };
@@ -234,7 +251,7 @@ impl BrokerCore {
         let group = req.group_id.as_str();
         let wanted: Option<Vec<TopicPartition>> =
             req.topics.as_ref().map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| TopicPartition::new(t.name.as_str(), *p))).collect());
-        let found = match self.groups.check_owner(group) {
+        let found = match self.coordinator_check(group) {
             Some(e) => Err(e),
             None => self.groups.fetch_offsets(group, wanted.as_deref()),
         };
@@ -291,10 +308,17 @@ impl BrokerCore {
             }
         }
         self.groups.load(now_ms, tp.partition, records);
+        if p.hw() < end {
+            self.groups_loading.insert(tp.partition, end);
+            self.trace.emit(|| format!("groups-loading {tp} until hw reaches {end}"));
+        }
         self.drain_groups(now_ms);
     }
 
     pub(super) fn unload_groups(&mut self, tp: &TopicPartition) {
+        if tp.topic == OFFSETS_TOPIC {
+            self.groups_loading.remove(&tp.partition);
+        }
         if tp.topic == OFFSETS_TOPIC && self.groups.is_loaded(tp.partition) {
             self.groups.unload(tp.partition);
             self.trace.emit(|| format!("groups-unloaded {tp}"));
