@@ -158,14 +158,15 @@ fn check_body(key: ApiKey, version: i16, resp: &ResponseKind) {
 #[test]
 fn a_committed_offset_is_fetched_back() {
     let mut broker = one_broker();
+    let mut answers = Vec::new();
     for key in [ApiKey::OffsetCommit, ApiKey::OffsetFetch] {
         let frame = encode_request(key, 7, 1, "test", &request(key, 7)).unwrap();
         let Handled::Reply(answer) = broker.handle_frame(0, frame.slice(4..)) else { panic!("{key:?} not answered") };
-        let (_, resp) = decode_response(key, 7, answer.slice(4..)).unwrap();
-        if let ResponseKind::OffsetFetch(r) = resp {
-            assert_eq!(r.topics[0].partitions[0].committed_offset, 5);
-        }
+        answers.push(decode_response(key, 7, answer.slice(4..)).unwrap().1);
     }
+    let [ResponseKind::OffsetCommit(commit), ResponseKind::OffsetFetch(fetch)] = answers.as_slice() else { panic!("{answers:?}") };
+    assert_eq!(commit.topics[0].partitions[0].error_code, 0);
+    assert_eq!(fetch.topics[0].partitions[0].committed_offset, 5);
 }
 
 #[test]

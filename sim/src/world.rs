@@ -575,14 +575,7 @@ impl<'a> World<'a> {
 
     /// Holds the messages between the two sides (both ways) until `release`.
     pub fn hold(&mut self, side_a: &[String], side_b: &[String]) {
-        for a in side_a {
-            for b in side_b.iter().filter(|b| *b != a) {
-                let key = if a < b { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) };
-                if self.held.insert(key) {
-                    self.sim.hold(a.as_str(), b.as_str());
-                }
-            }
-        }
+        self.hold_links(side_a, side_b);
         self.event(&side_a.join(","), &format!("fault hold with {}", side_b.join(",")));
     }
 
@@ -597,12 +590,7 @@ impl<'a> World<'a> {
         }
         n.paused.set(true);
         let others: Vec<String> = self.nodes.keys().filter(|k| k.as_str() != node).cloned().collect();
-        for other in others {
-            let key = if node < other.as_str() { (node.to_string(), other.clone()) } else { (other.clone(), node.to_string()) };
-            if self.held.insert(key) {
-                self.sim.hold(node, other.as_str());
-            }
-        }
+        self.hold_links(&[node.to_string()], &others);
         self.event(node, "fault pause");
     }
 
@@ -613,21 +601,34 @@ impl<'a> World<'a> {
             return;
         }
         n.paused.set(false);
-        let keys: Vec<(String, String)> = self.held.iter().filter(|(x, y)| x == node || y == node).cloned().collect();
+        self.release_links(|x, y| x == node || y == node);
+        self.event(node, "heal resume");
+    }
+
+    /// Holds every link between the two sides (both ways), once each.
+    fn hold_links(&mut self, side_a: &[String], side_b: &[String]) {
+        for a in side_a {
+            for b in side_b.iter().filter(|b| *b != a) {
+                let key = if a < b { (a.clone(), b.clone()) } else { (b.clone(), a.clone()) };
+                if self.held.insert(key) {
+                    self.sim.hold(a.as_str(), b.as_str());
+                }
+            }
+        }
+    }
+
+    /// Delivers what was held on every held link `pick` chooses.
+    fn release_links(&mut self, pick: impl Fn(&str, &str) -> bool) {
+        let keys: Vec<(String, String)> = self.held.iter().filter(|(x, y)| pick(x, y)).cloned().collect();
         for (x, y) in keys {
             self.held.remove(&(x.clone(), y.clone()));
             self.sim.release(x.as_str(), y.as_str());
         }
-        self.event(node, "heal resume");
     }
 
     /// Delivers what was held between the two sides; with no sides, on every held link.
     pub fn release(&mut self, side_a: &[String], side_b: &[String]) {
-        let keys: Vec<(String, String)> = self.held.iter().filter(|(x, y)| between(side_a, side_b, x, y)).cloned().collect();
-        for (x, y) in keys {
-            self.held.remove(&(x.clone(), y.clone()));
-            self.sim.release(x.as_str(), y.as_str());
-        }
+        self.release_links(|x, y| between(side_a, side_b, x, y));
         let who = if side_a.is_empty() { "all".to_string() } else { side_a.join(",") };
         self.event(&who, "heal release");
     }

@@ -280,11 +280,6 @@ impl BrokerCore {
         (self.config.replica_lag_time_max_ms / 2).clamp(10, 1_000)
     }
 
-    /// When the group coordinator next needs a tick.
-    pub fn group_deadline(&self) -> Option<u64> {
-        self.groups.next_deadline()
-    }
-
     /// Every loaded group's state and committed offsets (white-box checks).
     pub fn group_snapshots(&self) -> Vec<crate::group::GroupSnapshot> {
         self.groups.snapshot().into_iter().filter(|g| !self.groups_still_loading(g.partition)).collect()

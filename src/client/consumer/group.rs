@@ -200,7 +200,8 @@ impl GroupMember {
         st.heartbeat_run += 1;
     }
 
-    fn request_rejoin(&self) {
+    /// Asks for a rebalance at the next poll; the current generation's heartbeats stop.
+    pub fn request_rejoin(&self) {
         let mut st = self.state.borrow_mut();
         st.rejoin_needed = true;
         st.heartbeat_run += 1;
@@ -344,10 +345,6 @@ impl GroupMember {
         Joined::Assigned { generation, partitions, leader }
     }
 
-    /// Asks for a rebalance at the next poll (the leader saw the topics change).
-    pub fn rejoin_soon(&self) {
-        self.request_rejoin();
-    }
 
     fn assignments(&self, assignor: Assignor, counts: &BTreeMap<String, i32>, members: &[MemberSubscription]) -> Vec<SyncGroupRequestAssignment> {
         assignor

@@ -336,7 +336,7 @@ impl Consumer {
         let (Some(g), Some(used), Some(m)) = (&self.group, &self.assigned_counts, &self.metadata) else { return };
         let now: BTreeMap<String, i32> = self.topics.iter().filter_map(|t| m.partitions(t).map(|n| (t.clone(), n))).collect();
         if &now != used {
-            g.rejoin_soon();
+            g.request_rejoin();
             self.assigned_counts = None;
         }
     }
