@@ -79,6 +79,8 @@ impl BrokerCore {
                 let code = match e {
                     ProducerStateError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
                     ProducerStateError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+                    ProducerStateError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+                    ProducerStateError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
                 };
                 return (partition_error(tp.partition, code), None);
             }

@@ -6,6 +6,11 @@
 //! `flush_interval_messages` offsets are unflushed (never, by default), or on `flush()`.
 //! Opening a log is recovery: every batch is re-checked and the log is cut at the first one
 //! that is torn, corrupt or out of sequence.
+//!
+//! Transactions (KAFKA.md §1.10–1.11): transactional batches open a transaction per producer,
+//! marker batches end it; from these the log answers the last stable offset and the aborted
+//! transactions a `read_committed` fetch needs. Like the producer state, all of it is rebuilt
+//! by replaying the log whenever it is opened or truncated.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -16,10 +21,12 @@ use super::batch::{
     set_base_offset, set_partition_leader_epoch, split_batches, verify_crc, BatchError,
     BatchHeader, BATCH_HEADER_LEN,
 };
+use super::control::{encode_marker_batch, parse_marker, ControlType};
 use super::producer_state::{
     increment_sequence, ProducerStateError, ProducerStateManager, SequenceCheck,
 };
 use super::segment::{join, parse_file_name, Segment};
+use super::txn_index::{AbortedTxn, TxnIndex};
 use crate::seam::Storage;
 
 /// Per-log tuning, Kafka's names and defaults.
@@ -83,7 +90,8 @@ pub enum LogError {
         expected: i64,
         got: i64,
     },
-    /// An idempotent batch the producer state refuses (fenced epoch, sequence gap).
+    /// An idempotent batch or a marker the producer state refuses (fenced epoch, sequence gap,
+    /// non-transactional write inside a transaction, fenced coordinator).
     Producer(ProducerStateError),
     /// A produce request the log cannot take as it is (e.g. several batches of which one is
     /// idempotent: Kafka takes exactly one v2 batch per partition and request).
@@ -138,9 +146,12 @@ pub struct Log {
     recovery_point: i64,
     /// Why `open` had to cut the log short, if it did.
     recovery_stop: Option<LogError>,
-    /// Idempotent producers' sequences, rebuilt from the batches whenever the log is opened
-    /// or truncated, so leaders, followers and restarted brokers all know them.
+    /// Idempotent producers' sequences and open transactions, rebuilt from the batches
+    /// whenever the log is opened or truncated, so leaders, followers and restarted brokers all
+    /// know them.
     producers: ProducerStateManager,
+    /// Ended transactions still unstable, and the aborted ones; rebuilt with `producers`.
+    txns: TxnIndex,
 }
 
 impl Log {
@@ -168,6 +179,7 @@ impl Log {
             recovery_point: 0,
             recovery_stop: None,
             producers: ProducerStateManager::new(),
+            txns: TxnIndex::default(),
         };
         log.recover_segments(&bases)?;
         if log.segments.is_empty() {
@@ -267,7 +279,9 @@ impl Log {
 
     /// Appends a producer's batches: checks them all before writing any, then gives them
     /// offsets from the log end and stamps `leader_epoch`. The CRC stays valid as both fields
-    /// sit outside it.
+    /// sit outside it. Control batches are refused: only the coordinator ends transactions,
+    /// through [`Log::append_marker_as_leader`] (Kafka's `LogValidator`: "Clients are not
+    /// allowed to write control records").
     pub fn append_as_leader(
         &mut self,
         records: &[u8],
@@ -280,6 +294,11 @@ impl Log {
                 offset: leo,
                 source,
             })?;
+            if h.is_control() {
+                return Err(LogError::InvalidRecord(
+                    "clients may not write control batches".to_string(),
+                ));
+            }
         }
         if let Some(dup) = self.check_producers(&batches)? {
             return Ok(dup);
@@ -306,6 +325,43 @@ impl Log {
             next = headers.last().expect("just pushed").0.last_offset() + 1;
         }
         self.append_checked(&stamped, &headers)
+    }
+
+    /// Writes the marker ending `producer_id`'s transaction (Kafka's `WriteTxnMarkers` on the
+    /// leader), after `check_marker` (fenced producer epoch or coordinator epoch), at the log
+    /// end; the returned offsets are the marker's. A producer with no open transaction here
+    /// still gets its marker (the coordinator writes one to every partition it added), which
+    /// then completes nothing.
+    pub fn append_marker_as_leader(
+        &mut self,
+        producer_id: i64,
+        producer_epoch: i16,
+        coordinator_epoch: i32,
+        kind: ControlType,
+        leader_epoch: i32,
+        timestamp: i64,
+    ) -> Result<AppendInfo, LogError> {
+        if producer_id < 0 {
+            return Err(LogError::InvalidRecord(format!(
+                "transaction marker for producer id {producer_id}"
+            )));
+        }
+        self.producers
+            .check_marker(producer_id, producer_epoch, coordinator_epoch)
+            .map_err(LogError::Producer)?;
+        let leo = self.log_end_offset();
+        let mut bytes = encode_marker_batch(
+            producer_id,
+            producer_epoch,
+            coordinator_epoch,
+            kind,
+            timestamp,
+        )
+        .to_vec();
+        set_base_offset(&mut bytes, leo);
+        set_partition_leader_epoch(&mut bytes, leader_epoch);
+        let batches = checked_batches(&bytes, leo)?;
+        self.append_checked(&bytes, &batches)
     }
 
     /// Appends a leader's batches as they are; they must continue this log exactly.
@@ -354,8 +410,8 @@ impl Log {
             );
             record_count += i64::from(h.records_count);
         }
-        for (h, _) in batches {
-            self.record_producer(h);
+        for (h, range) in batches {
+            self.apply_batch(h, || marker_of(h, &bytes[range.clone()]));
         }
         let info = AppendInfo {
             first_offset,
@@ -411,7 +467,13 @@ impl Log {
         let last_seq = increment_sequence(h.base_sequence, h.last_offset_delta);
         match self
             .producers
-            .check(h.producer_id, h.producer_epoch, h.base_sequence, last_seq)
+            .check(
+                h.producer_id,
+                h.producer_epoch,
+                h.base_sequence,
+                last_seq,
+                h.is_transactional(),
+            )
             .map_err(LogError::Producer)?
         {
             SequenceCheck::Append => Ok(None),
@@ -427,8 +489,31 @@ impl Log {
         }
     }
 
-    fn record_producer(&mut self, h: &BatchHeader) {
-        if h.producer_id >= 0 && !h.is_control() {
+    /// Applies an appended batch to the producer state and the transaction index: a data
+    /// batch is recorded (opening a transaction if it is transactional), a control batch is
+    /// applied as the marker `marker` reads out of it. A control batch that is no readable
+    /// marker changes nothing: leaders refuse client control batches, so only a buggy leader
+    /// could have written one, and replaying it must not fail the log.
+    fn apply_batch(
+        &mut self,
+        h: &BatchHeader,
+        marker: impl FnOnce() -> Option<(ControlType, i32)>,
+    ) {
+        if h.producer_id < 0 {
+            return;
+        }
+        if h.is_control() {
+            let Some((kind, coordinator_epoch)) = marker() else {
+                return;
+            };
+            let (pid, epoch, offset) = (h.producer_id, h.producer_epoch, h.base_offset);
+            let completed = self
+                .producers
+                .apply_marker(pid, epoch, coordinator_epoch, kind, offset);
+            if let Some(txn) = completed {
+                self.txns.complete(txn);
+            }
+        } else {
             let last_seq = increment_sequence(h.base_sequence, h.last_offset_delta);
             self.producers.record(
                 h.producer_id,
@@ -437,31 +522,70 @@ impl Log {
                 last_seq,
                 h.base_offset,
                 h.last_offset(),
+                h.is_transactional(),
             );
-            self.producers.touch(h.producer_id, h.max_timestamp);
         }
+        self.producers.touch(h.producer_id, h.max_timestamp);
     }
 
-    /// Drops producer state idle for `expiration_ms` of wall time; returns how many.
+    /// Drops producer state idle for `expiration_ms` of wall time; returns how many. Producers
+    /// with an open transaction are kept.
     pub fn remove_expired_producers(&mut self, now_ms: i64, expiration_ms: i64) -> usize {
         self.producers.remove_expired(now_ms, expiration_ms)
     }
 
-    /// Replays every batch's producer fields (Kafka rebuilds from a snapshot plus the log
-    /// after it; stormlog's logs are small enough to replay whole).
+    /// Replays every batch's producer fields, and every marker (Kafka rebuilds from a snapshot
+    /// plus the log after it; stormlog's logs are small enough to replay whole). Control
+    /// batches are read whole for their marker type; data batches need only their header.
     fn rebuild_producer_state(&mut self) -> Result<(), LogError> {
         self.producers.clear();
-        let mut headers = Vec::new();
-        self.visit_batches(self.log_start_offset(), |_, _, h| {
+        self.txns.clear();
+        let mut replay = Vec::new();
+        self.visit_batches(self.log_start_offset(), |seg, position, h| {
             if h.producer_id >= 0 {
-                headers.push(*h);
+                let marker = match h.is_control() {
+                    true => marker_of(h, &seg.read_batch_at(position, h.base_offset)?),
+                    false => None,
+                };
+                replay.push((*h, marker));
             }
             Ok(ControlFlow::Continue(()))
         })?;
-        for h in &headers {
-            self.record_producer(h);
+        for (h, marker) in &replay {
+            self.apply_batch(h, || *marker);
         }
         Ok(())
+    }
+
+    /// The last stable offset at high watermark `high_watermark` (KAFKA.md §1.11): the HW,
+    /// or the first offset of the earliest transaction that is open or whose marker is not
+    /// yet below the HW, if that is lower. `read_committed` fetches read up to it. Exact for
+    /// any HW at or above the largest given to [`Log::on_high_watermark`] since the log was
+    /// opened or truncated.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let first_ongoing = self.producers.first_ongoing_offset();
+        self.txns.last_stable_offset(high_watermark, first_ongoing)
+    }
+
+    /// Tells the log its high watermark moved: completed transactions whose marker is now
+    /// below it are forgotten, as they can no longer hold the LSO back (Kafka's
+    /// `onHighWatermarkUpdated`). Only bounds memory; a replica's HW does not go back except
+    /// through truncation, after which the log rebuilds everything anyway.
+    pub fn on_high_watermark(&mut self, high_watermark: i64) {
+        self.txns.on_high_watermark(high_watermark);
+    }
+
+    /// Aborted transactions overlapping `[from_offset, upper)` (marker at or after
+    /// `from_offset`, first offset before `upper`), by first offset: what a `read_committed`
+    /// fetch from `from_offset` up to the LSO `upper` returns with its records.
+    pub fn aborted_txns(&self, from_offset: i64, upper: i64) -> Vec<AbortedTxn> {
+        self.txns.aborted_txns(from_offset, upper)
+    }
+
+    /// Open transactions as `(producer id, first offset)`, by producer id (for checkers and
+    /// tests).
+    pub fn ongoing_txns(&self) -> Vec<(i64, i64)> {
+        self.producers.ongoing_txns()
     }
 
     /// The idempotent producers this log knows (read-only, for checkers and tests).
@@ -588,6 +712,11 @@ impl Log {
         self.recovery_point = self.log_end_offset();
         Ok(())
     }
+}
+
+/// The marker in control batch `batch`, if it holds a readable one.
+fn marker_of(h: &BatchHeader, batch: &[u8]) -> Option<(ControlType, i32)> {
+    h.is_control().then(|| parse_marker(batch).ok()).flatten()
 }
 
 /// Splits and validates a request's batches; nothing is written if any is bad.
