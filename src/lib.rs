@@ -19,3 +19,4 @@ pub mod protocol;
 pub mod raft;
 pub mod replication;
 pub mod seam;
+pub mod txn;
