@@ -168,8 +168,14 @@ mod tests {
         let b = encode_marker_batch(42, 3, 7, ControlType::Commit, 1_000);
         let h = BatchHeader::parse(&b).unwrap();
         assert!(h.is_transactional() && h.is_control());
-        assert_eq!((h.base_offset, h.records_count, h.last_offset_delta), (0, 1, 0));
-        assert_eq!((h.producer_id, h.producer_epoch, h.base_sequence), (42, 3, -1));
+        assert_eq!(
+            (h.base_offset, h.records_count, h.last_offset_delta),
+            (0, 1, 0)
+        );
+        assert_eq!(
+            (h.producer_id, h.producer_epoch, h.base_sequence),
+            (42, 3, -1)
+        );
         assert_eq!((h.max_timestamp, h.partition_leader_epoch), (1_000, -1));
         assert_eq!(h.size(), b.len());
         verify_crc(&b).unwrap();
@@ -193,7 +199,10 @@ mod tests {
         assert!(r.control && r.transactional);
         assert_eq!(r.key.as_deref(), Some(&[0u8, 0, 0, 0][..]));
         assert_eq!(r.value.as_deref(), Some(&[0u8, 0, 0, 0, 0, 4][..]));
-        assert_eq!(ControlType::from_key(&[0, 0, 0, 1]), Some(ControlType::Commit));
+        assert_eq!(
+            ControlType::from_key(&[0, 0, 0, 1]),
+            Some(ControlType::Commit)
+        );
         assert_eq!(ControlType::from_key(&[0, 0, 0, 2]), None);
         assert_eq!(ControlType::from_key(&[0, 0, 0]), None);
     }

@@ -13,6 +13,8 @@ mod partition_log;
 pub mod producer_state;
 mod segment;
 mod txn_index;
+#[cfg(test)]
+pub(crate) mod txn_model;
 
 pub use batch::{
     build_test_batch, set_base_offset, set_partition_leader_epoch, split_batches, verify_crc,

@@ -1287,6 +1287,233 @@ mod tests {
         assert!(log.read(0, 1).is_ok(), "the intact first batch still reads");
     }
 
+    // ---- transactions ----
+
+    use crate::log::txn_model::producer_batch;
+    use crate::log::{encode_marker_batch, AbortedTxn, ControlType};
+
+    const COMMIT: ControlType = ControlType::Commit;
+    const ABORT: ControlType = ControlType::Abort;
+
+    fn values(n: usize, tag: &str) -> Vec<String> {
+        (0..n).map(|i| format!("{tag}-{i}")).collect()
+    }
+
+    /// Appends `n` transactional records of `pid` at epoch `epoch` from sequence `seq`.
+    fn txn_data(log: &mut Log, pid: i64, epoch: i16, seq: i32, n: usize) -> AppendInfo {
+        let batch = producer_batch(pid, epoch, seq, true, &values(n, "t"));
+        log.append_as_leader(&batch, 0).unwrap()
+    }
+
+    fn marker(log: &mut Log, pid: i64, epoch: i16, kind: ControlType) -> i64 {
+        let info = log.append_marker_as_leader(pid, epoch, 0, kind, 0, 0).unwrap();
+        assert_eq!((info.first_offset, info.last_offset, info.record_count), (info.first_offset, info.first_offset, 1));
+        info.first_offset
+    }
+
+    fn aborted(producer_id: i64, first_offset: i64, last_offset: i64) -> AbortedTxn {
+        AbortedTxn {
+            producer_id,
+            first_offset,
+            last_offset,
+        }
+    }
+
+    fn producer_err(r: Result<AppendInfo, LogError>) -> ProducerStateError {
+        match r {
+            Err(LogError::Producer(e)) => e,
+            other => panic!("expected a producer state error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_marker_is_one_control_batch_at_the_log_end_stamped_with_the_leader_epoch() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        txn_data(&mut log, 1, 0, 0, 2);
+        let info = log.append_marker_as_leader(1, 0, 3, COMMIT, 9, 1234).unwrap();
+        let expected = AppendInfo {
+            first_offset: 2,
+            last_offset: 2,
+            record_count: 1,
+            duplicate: false,
+        };
+        assert_eq!(info, expected);
+        let h = log.batch_headers_from(2, 1).unwrap()[0];
+        assert!(h.is_control() && h.is_transactional());
+        assert_eq!((h.partition_leader_epoch, h.producer_id, h.max_timestamp), (9, 1, 1234));
+        let bytes = log.read(2, usize::MAX).unwrap().bytes;
+        assert_eq!(crate::log::parse_marker(&bytes), Ok((COMMIT, 3)));
+        assert!(matches!(
+            log.append_marker_as_leader(-1, 0, 0, ABORT, 0, 0),
+            Err(LogError::InvalidRecord(_))
+        ));
+    }
+
+    #[test]
+    fn clients_may_not_write_control_batches() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        let forged = encode_marker_batch(1, 0, 0, COMMIT, 0);
+        let err = log.append_as_leader(&forged, 0).unwrap_err();
+        assert!(matches!(err, LogError::InvalidRecord(_)), "{err}");
+        assert_eq!(log.log_end_offset(), 0);
+    }
+
+    #[test]
+    fn the_lso_waits_for_open_and_for_unreplicated_completed_transactions() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        log.append_as_leader(&batch(2, "plain"), 0).unwrap(); // 0-1
+        txn_data(&mut log, 1, 0, 0, 2); // 2-3
+        txn_data(&mut log, 2, 0, 0, 1); // 4
+        txn_data(&mut log, 1, 0, 2, 1); // 5
+        assert_eq!(log.ongoing_txns(), vec![(1, 2), (2, 4)]);
+        assert_eq!(log.last_stable_offset(1), 1);
+        assert_eq!(log.last_stable_offset(6), 2);
+        let m1 = marker(&mut log, 1, 0, COMMIT); // 6
+        assert_eq!(log.ongoing_txns(), vec![(2, 4)]);
+        // Pid 1's marker at 6 is not below a HW of 6: its transaction still counts.
+        assert_eq!(log.last_stable_offset(m1), 2);
+        assert_eq!(log.last_stable_offset(m1 + 1), 4);
+        marker(&mut log, 2, 0, ABORT); // 7
+        assert_eq!(log.ongoing_txns(), vec![]);
+        assert_eq!(log.last_stable_offset(7), 4, "pid 2's marker is not below 7");
+        assert_eq!(log.last_stable_offset(8), 8);
+        log.on_high_watermark(7);
+        assert_eq!(log.last_stable_offset(7), 4);
+        assert_eq!(log.last_stable_offset(8), 8);
+        log.on_high_watermark(8);
+        assert_eq!(log.last_stable_offset(8), 8);
+        assert_eq!(log.aborted_txns(0, 8), vec![aborted(2, 4, 7)], "the HW never prunes aborted txns");
+    }
+
+    #[test]
+    fn a_non_transactional_batch_inside_a_transaction_is_refused() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        txn_data(&mut log, 1, 0, 0, 2);
+        let plain_idempotent = producer_batch(1, 0, 2, false, &values(1, "x"));
+        let err = producer_err(log.append_as_leader(&plain_idempotent, 0));
+        assert_eq!(err, ProducerStateError::InvalidTxnState { txn_first_offset: 0 });
+        assert_eq!(log.log_end_offset(), 2);
+        marker(&mut log, 1, 0, COMMIT);
+        assert_eq!(log.append_as_leader(&plain_idempotent, 0).unwrap().first_offset, 3);
+    }
+
+    #[test]
+    fn markers_from_fenced_producers_or_coordinators_are_refused() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        txn_data(&mut log, 1, 3, 0, 1);
+        log.append_marker_as_leader(1, 3, 5, ABORT, 0, 0).unwrap();
+        let fenced = log.append_marker_as_leader(1, 3, 4, ABORT, 0, 0);
+        assert_eq!(producer_err(fenced), ProducerStateError::CoordinatorFenced { current: 5, got: 4 });
+        let zombie = log.append_marker_as_leader(1, 2, 5, ABORT, 0, 0);
+        assert_eq!(producer_err(zombie), ProducerStateError::InvalidProducerEpoch { current: 3, got: 2 });
+        assert_eq!(log.log_end_offset(), 2, "nothing refused was written");
+        log.append_marker_as_leader(7, 0, 0, COMMIT, 0, 0).unwrap(); // unknown pid: accepted
+    }
+
+    #[test]
+    fn transaction_version_1_markers_keep_sequences_and_version_2_markers_restart_them() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        // TV1: same epoch across transactions, sequences continue.
+        txn_data(&mut log, 1, 0, 0, 2);
+        marker(&mut log, 1, 0, COMMIT);
+        assert_eq!(txn_data(&mut log, 1, 0, 2, 1).first_offset, 3);
+        // TV2: the marker carries epoch + 1 and the producer restarts at 0.
+        marker(&mut log, 1, 1, ABORT);
+        let gap = producer_batch(1, 1, 3, true, &values(1, "x"));
+        let err = producer_err(log.append_as_leader(&gap, 0));
+        assert_eq!(err, ProducerStateError::OutOfOrderSequence { expected: 0, got: 3 });
+        assert_eq!(txn_data(&mut log, 1, 1, 0, 1).first_offset, 5);
+        let old = producer_batch(1, 0, 3, true, &values(1, "x"));
+        let err = producer_err(log.append_as_leader(&old, 0));
+        assert_eq!(err, ProducerStateError::InvalidProducerEpoch { current: 1, got: 0 });
+        assert_eq!(log.aborted_txns(0, 10), vec![aborted(1, 3, 4)]);
+    }
+
+    #[test]
+    fn expiry_keeps_producers_with_open_transactions() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        txn_data(&mut log, 1, 0, 0, 1);
+        let idle = producer_batch(2, 0, 0, false, &values(1, "x"));
+        log.append_as_leader(&idle, 0).unwrap();
+        assert_eq!(log.remove_expired_producers(i64::MAX, 1), 1);
+        assert_eq!(log.ongoing_txns(), vec![(1, 0)]);
+        assert!(log.producer_state().entry(2).is_none());
+        assert_eq!(log.last_stable_offset(2), 0);
+    }
+
+    #[test]
+    fn aborted_txns_answers_the_overlap_with_a_fetch_range() {
+        let mut log = open(&MemStorage::new(), LogConfig::default());
+        txn_data(&mut log, 1, 0, 0, 2); // 0-1
+        txn_data(&mut log, 2, 0, 0, 1); // 2
+        marker(&mut log, 2, 0, ABORT); // 3
+        txn_data(&mut log, 3, 0, 0, 1); // 4
+        marker(&mut log, 3, 0, COMMIT); // 5
+        marker(&mut log, 1, 0, ABORT); // 6
+        txn_data(&mut log, 2, 0, 1, 2); // 7-8
+        marker(&mut log, 2, 0, ABORT); // 9
+        let all = vec![aborted(1, 0, 6), aborted(2, 2, 3), aborted(2, 7, 9)];
+        assert_eq!(log.aborted_txns(0, 10), all);
+        assert_eq!(log.aborted_txns(4, 10), vec![aborted(1, 0, 6), aborted(2, 7, 9)]);
+        assert_eq!(log.aborted_txns(3, 7), vec![aborted(1, 0, 6), aborted(2, 2, 3)]);
+        assert_eq!(log.aborted_txns(7, 8), vec![aborted(2, 7, 9)]);
+        assert_eq!(log.aborted_txns(10, 20), vec![]);
+        assert_eq!(log.aborted_txns(0, 0), vec![]);
+    }
+
+    #[test]
+    fn truncating_a_marker_reopens_its_transaction_and_drops_its_abort() {
+        let mut log = open(&MemStorage::new(), small(300, u64::MAX));
+        txn_data(&mut log, 1, 0, 0, 2); // 0-1
+        marker(&mut log, 1, 0, ABORT); // 2
+        txn_data(&mut log, 2, 0, 0, 1); // 3
+        marker(&mut log, 2, 1, ABORT); // 4, TV2 bump
+        log.on_high_watermark(5);
+        assert_eq!(log.aborted_txns(0, 5), vec![aborted(1, 0, 2), aborted(2, 3, 4)]);
+        assert_eq!(log.last_stable_offset(5), 5);
+        log.truncate_to(4).unwrap();
+        assert_eq!(log.ongoing_txns(), vec![(2, 3)]);
+        assert_eq!(log.aborted_txns(0, 5), vec![aborted(1, 0, 2)]);
+        assert_eq!(log.last_stable_offset(4), 3);
+        let e = log.producer_state().entry(2).map(|e| e.epoch());
+        assert_eq!(e, Some(0), "the bumped epoch went with its marker");
+        assert_eq!(txn_data(&mut log, 2, 0, 1, 1).first_offset, 4, "the transaction continues");
+        log.truncate_to(2).unwrap();
+        assert_eq!(log.ongoing_txns(), vec![(1, 0)]);
+        assert_eq!(log.aborted_txns(0, 5), vec![]);
+        assert_eq!(log.last_stable_offset(2), 0);
+    }
+
+    #[test]
+    fn reopening_and_following_rebuild_the_same_transaction_state() {
+        let mem = MemStorage::new();
+        let mut log = open(&mem, small(300, u64::MAX));
+        log.append_as_leader(&batch(2, "plain"), 0).unwrap();
+        txn_data(&mut log, 1, 0, 0, 3);
+        txn_data(&mut log, 2, 4, 0, 1);
+        log.append_marker_as_leader(1, 1, 6, ABORT, 0, 500).unwrap();
+        txn_data(&mut log, 3, 0, 0, 2);
+        log.append_marker_as_leader(3, 0, 2, COMMIT, 0, 600).unwrap();
+        log.append_marker_as_leader(9, 0, 1, COMMIT, 0, 700).unwrap(); // unknown pid
+        txn_data(&mut log, 1, 1, 0, 1);
+        assert!(log.segments.len() > 2, "the replay must cross segments");
+        let state = |l: &Log| {
+            let lso: Vec<i64> = (0..=l.log_end_offset()).map(|hw| l.last_stable_offset(hw)).collect();
+            (l.producer_state().clone(), l.ongoing_txns(), l.aborted_txns(0, i64::MAX), lso)
+        };
+        let before = state(&log);
+        assert_eq!(before.1, vec![(1, 11), (2, 5)]);
+        assert_eq!(before.2, vec![aborted(1, 2, 6)]);
+        let e = before.0.entry(1).map(|e| (e.epoch(), e.coordinator_epoch()));
+        assert_eq!(e, Some((1, 6)));
+        let fetched = log.read(0, usize::MAX).unwrap().bytes;
+        drop(log);
+        assert_eq!(state(&open(&mem, small(300, u64::MAX))), before);
+        let mut follower = open(&MemStorage::new(), small(300, u64::MAX));
+        follower.append_as_follower(&fetched).unwrap();
+        assert_eq!(state(&follower), before);
+    }
+
     #[test]
     fn errors_say_what_was_expected() {
         let err = LogError::OffsetOutOfRange {

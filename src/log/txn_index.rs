@@ -114,11 +114,19 @@ mod tests {
         let mut idx = TxnIndex::default();
         idx.complete(done(1, 2, 6, false));
         assert_eq!(idx.last_stable_offset(5, None), 2);
-        assert_eq!(idx.last_stable_offset(6, None), 2, "the marker itself is not below");
+        assert_eq!(
+            idx.last_stable_offset(6, None),
+            2,
+            "the marker itself is not below"
+        );
         assert_eq!(idx.last_stable_offset(7, None), 7);
         assert_eq!(idx.last_stable_offset(7, Some(4)), 4);
         idx.on_high_watermark(6);
-        assert_eq!(idx.last_stable_offset(6, None), 2, "kept: marker 6 is not below hw 6");
+        assert_eq!(
+            idx.last_stable_offset(6, None),
+            2,
+            "kept: marker 6 is not below hw 6"
+        );
         idx.on_high_watermark(7);
         assert_eq!(idx.unreplicated.len(), 0);
         assert_eq!(idx.last_stable_offset(7, None), 7);
@@ -132,17 +140,35 @@ mod tests {
         idx.complete(done(3, 6, 7, false)); // committed: never listed
         idx.complete(done(4, 10, 12, true)); // [10, 12]
         let pids = |idx: &TxnIndex, from, upper| -> Vec<i64> {
-            idx.aborted_txns(from, upper).iter().map(|t| t.producer_id).collect()
+            idx.aborted_txns(from, upper)
+                .iter()
+                .map(|t| t.producer_id)
+                .collect()
         };
-        assert_eq!(idx.aborted_txns(0, 100), vec![aborted(1, 0, 9), aborted(2, 3, 5), aborted(4, 10, 12)]);
-        assert_eq!(pids(&idx, 5, 100), vec![1, 2, 4], "a marker at from still overlaps");
+        assert_eq!(
+            idx.aborted_txns(0, 100),
+            vec![aborted(1, 0, 9), aborted(2, 3, 5), aborted(4, 10, 12)]
+        );
+        assert_eq!(
+            pids(&idx, 5, 100),
+            vec![1, 2, 4],
+            "a marker at from still overlaps"
+        );
         assert_eq!(pids(&idx, 6, 100), vec![1, 4]);
-        assert_eq!(pids(&idx, 0, 3), vec![1], "first offset at upper is outside");
+        assert_eq!(
+            pids(&idx, 0, 3),
+            vec![1],
+            "first offset at upper is outside"
+        );
         assert_eq!(pids(&idx, 0, 4), vec![1, 2]);
         assert_eq!(pids(&idx, 10, 11), vec![4]);
         assert_eq!(pids(&idx, 13, 20), Vec::<i64>::new());
         idx.on_high_watermark(100);
-        assert_eq!(pids(&idx, 0, 100), vec![1, 2, 4], "the HW never prunes the aborted index");
+        assert_eq!(
+            pids(&idx, 0, 100),
+            vec![1, 2, 4],
+            "the HW never prunes the aborted index"
+        );
         idx.clear();
         assert_eq!(idx, TxnIndex::default());
     }

@@ -4,6 +4,7 @@
 //! `enable.auto.commit` those positions are committed at the start of a later `poll`, before a
 //! rebalance and on `close` (KAFKA.md §1.13).
 
+mod aborted;
 mod group;
 
 pub use group::{CommitError, CommitKind, ConsumerEvent, GroupSettings, Listener};
