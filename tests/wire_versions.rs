@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 
 use bytes::Bytes;
+use kafka_protocol::messages::add_partitions_to_txn_request::{AddPartitionsToTxnTopic, AddPartitionsToTxnTransaction};
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::txn_offset_commit_request::{TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic};
+use kafka_protocol::messages::write_txn_markers_request::{WritableTxnMarker, WritableTxnMarkerTopic};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_for_leader_epoch_request::{OffsetForLeaderPartition, OffsetForLeaderTopic};
 use kafka_protocol::error::ResponseError;
@@ -18,6 +21,7 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::{
     ApiKey, ApiVersionsRequest, BrokerId as WireBrokerId, FetchRequest, FindCoordinatorRequest, GroupId, HeartbeatRequest, InitProducerIdRequest, JoinGroupRequest, LeaveGroupRequest,
     ListOffsetsRequest, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, OffsetForLeaderEpochRequest, ProduceRequest, RequestKind, ResponseKind, SyncGroupRequest, TopicName,
+    AddOffsetsToTxnRequest, AddPartitionsToTxnRequest, EndTxnRequest, ProducerId, TransactionalId, TxnOffsetCommitRequest, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
 use stormlog::broker::{BrokerAddress, BrokerConfig, BrokerCore, ClusterMetadata, Handled, PartitionAssignment, OFFSETS_TOPIC};
@@ -96,8 +100,37 @@ fn request(key: ApiKey, version: i16) -> RequestKind {
         ApiKey::OffsetFetch => RequestKind::OffsetFetch(
             OffsetFetchRequest::default().with_group_id(group()).with_topics(Some(vec![OffsetFetchRequestTopic::default().with_name(name()).with_partition_indexes(vec![0])])),
         ),
+        ApiKey::AddPartitionsToTxn if version >= 4 => RequestKind::AddPartitionsToTxn(AddPartitionsToTxnRequest::default().with_transactions(vec![AddPartitionsToTxnTransaction::default()
+            .with_transactional_id(txn_id())
+            .with_producer_id(ProducerId(1))
+            .with_verify_only(true)
+            .with_topics(vec![AddPartitionsToTxnTopic::default().with_name(name()).with_partitions(vec![0])])])),
+        ApiKey::AddPartitionsToTxn => RequestKind::AddPartitionsToTxn(
+            AddPartitionsToTxnRequest::default()
+                .with_v3_and_below_transactional_id(txn_id())
+                .with_v3_and_below_producer_id(ProducerId(1))
+                .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default().with_name(name()).with_partitions(vec![0])]),
+        ),
+        ApiKey::AddOffsetsToTxn => RequestKind::AddOffsetsToTxn(AddOffsetsToTxnRequest::default().with_transactional_id(txn_id()).with_producer_id(ProducerId(1)).with_group_id(group())),
+        ApiKey::EndTxn => RequestKind::EndTxn(EndTxnRequest::default().with_transactional_id(txn_id()).with_producer_id(ProducerId(1)).with_committed(true)),
+        ApiKey::WriteTxnMarkers => RequestKind::WriteTxnMarkers(WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(1))
+            .with_transaction_result(true)
+            .with_topics(vec![WritableTxnMarkerTopic::default().with_name(name()).with_partition_indexes(vec![0])])])),
+        ApiKey::TxnOffsetCommit => RequestKind::TxnOffsetCommit(
+            TxnOffsetCommitRequest::default()
+                .with_transactional_id(txn_id())
+                .with_group_id(group())
+                .with_producer_id(ProducerId(1))
+                .with_generation_id(-1)
+                .with_topics(vec![TxnOffsetCommitRequestTopic::default().with_name(name()).with_partitions(vec![TxnOffsetCommitRequestPartition::default().with_committed_offset(0)])]),
+        ),
         other => panic!("no test request for {other:?}"),
     }
+}
+
+fn txn_id() -> TransactionalId {
+    TransactionalId(StrBytes::from_static_str("t"))
 }
 
 #[test]
@@ -150,8 +183,23 @@ fn check_body(key: ApiKey, version: i16, resp: &ResponseKind) {
         ResponseKind::OffsetCommit(r) => assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{version}"),
         // Nothing committed yet: -1.
         ResponseKind::OffsetFetch(r) => assert_eq!((r.error_code, r.topics[0].partitions[0].committed_offset), (0, -1), "v{version}"),
+        // This broker leads no __transaction_state partition: it coordinates no transaction.
+        ResponseKind::AddPartitionsToTxn(r) if version >= 4 => {
+            assert_eq!(r.results_by_transaction[0].topic_results[0].results_by_partition[0].partition_error_code, not_coordinator(), "v{version}")
+        }
+        ResponseKind::AddPartitionsToTxn(r) => assert_eq!(r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code, not_coordinator(), "v{version}"),
+        ResponseKind::AddOffsetsToTxn(r) => assert_eq!(r.error_code, not_coordinator(), "v{version}"),
+        ResponseKind::EndTxn(r) => assert_eq!(r.error_code, not_coordinator(), "v{version}"),
+        // It leads orders/0 (RF 1): the marker is written and at once replicated.
+        ResponseKind::WriteTxnMarkers(r) => assert_eq!(r.markers[0].topics[0].partitions[0].error_code, 0, "v{version}"),
+        // It coordinates the group: the offsets wait, pending, for the transaction's marker.
+        ResponseKind::TxnOffsetCommit(r) => assert_eq!(r.topics[0].partitions[0].error_code, 0, "v{version}"),
         other => panic!("{key:?}: unexpected {other:?}"),
     }
+}
+
+fn not_coordinator() -> i16 {
+    ResponseError::NotCoordinator.code()
 }
 
 /// A commit is visible to OffsetFetch once its record is replicated (here at once: RF 1).

@@ -31,6 +31,8 @@ pub enum OpFn {
     Process,
     /// An offset commit (sync, async, or auto-commit) for a group.
     Commit,
+    /// A transaction: its sends and its end (commit or abort).
+    Txn,
 }
 
 /// One produced message. `partition`/`offset` are only known once the broker acknowledged it.
@@ -131,6 +133,20 @@ pub struct CommitValue {
     pub offsets: Vec<CommittedOffset>,
 }
 
+/// One transaction of a transactional producer. `commit` is what the application asked for
+/// (false: an abort). On `ok` that happened; on `fail` the transaction is surely not committed
+/// (aborted by the application, the coordinator or a newer instance); on `info` either may
+/// have happened. `values` are the transaction's messages, sent with their own `send` ops.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TxnValue {
+    pub transactional_id: String,
+    /// Per transactional id, 0, 1, 2, ... across restarts.
+    pub txn: u64,
+    pub commit: bool,
+    pub values: Vec<String>,
+}
+
 /// Untagged because `f` already names the variant; `History` rejects a value that does not
 /// match its `f`, so the two can never disagree.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -141,6 +157,7 @@ pub enum OpValue {
     Assign(AssignValue),
     Process(ProcessValue),
     Commit(CommitValue),
+    Txn(TxnValue),
 }
 
 impl OpValue {
@@ -152,6 +169,7 @@ impl OpValue {
                 | (OpValue::Assign(_), OpFn::Assign)
                 | (OpValue::Process(_), OpFn::Process)
                 | (OpValue::Commit(_), OpFn::Commit)
+                | (OpValue::Txn(_), OpFn::Txn)
         )
     }
 
@@ -179,6 +197,13 @@ impl OpValue {
     pub fn as_process(&self) -> Option<&ProcessValue> {
         match self {
             OpValue::Process(p) => Some(p),
+            _ => None,
+        }
+    }
+
+    pub fn as_txn(&self) -> Option<&TxnValue> {
+        match self {
+            OpValue::Txn(t) => Some(t),
             _ => None,
         }
     }

@@ -31,6 +31,9 @@ pub struct Invariants {
     reported: BTreeSet<(String, String, i32, i32)>,
     /// (group, topic, partition) -> (highest committed offset a coordinator showed, where).
     committed: BTreeMap<(String, String, i32), (i64, String)>,
+    /// (topic, partition) -> (the leader's LSO while below its HW, since when): how long the
+    /// last stable offset has not moved.
+    lso_since: BTreeMap<(String, i32), (i64, u64)>,
     pub anomalies: Vec<Anomaly>,
 }
 
@@ -51,9 +54,49 @@ impl Invariants {
                 if s.is_leader {
                     self.check_single_leader(now_ms, node, s);
                     self.check_hw(now_ms, node, s);
+                    self.track_lso(now_ms, s);
                 }
             }
         }
+    }
+
+    fn track_lso(&mut self, now_ms: u64, s: &PartitionSnapshot) {
+        let key = (s.tp.topic.clone(), s.tp.partition);
+        if s.lso >= s.hw {
+            self.lso_since.remove(&key);
+            return;
+        }
+        match self.lso_since.get(&key) {
+            Some((lso, _)) if *lso == s.lso => {}
+            _ => {
+                self.lso_since.insert(key, (s.lso, now_ms));
+            }
+        }
+    }
+
+    /// Liveness at the end of the heal phase (`stuck-lso`): a partition whose last stable
+    /// offset stayed below its high watermark, unmoved, for longer than `limit_ms` (the longest
+    /// transaction timeout plus the coordinator's abort interval: by then every open
+    /// transaction must have been committed or aborted).
+    pub fn check_lso(&self, now_ms: u64, snapshots: &BTreeMap<String, Vec<PartitionSnapshot>>, limit_ms: u64) -> Vec<Anomaly> {
+        let mut out = Vec::new();
+        for (node, snaps) in snapshots {
+            for s in snaps.iter().filter(|s| s.is_leader && s.lso < s.hw && !s.tp.topic.starts_with("__")) {
+                let Some((lso, since)) = self.lso_since.get(&(s.tp.topic.clone(), s.tp.partition)) else { continue };
+                if *lso == s.lso && now_ms.saturating_sub(*since) > limit_ms {
+                    out.push(
+                        Anomaly::new("stuck-lso", now_ms, &tp_of(s))
+                            .with_nodes([node.as_str()])
+                            .with_offsets(vec![s.lso])
+                            .explained(format!(
+                                "{} last stable offset stayed at {} (high watermark {}) from {since} ms to the end of the heal phase at {now_ms} ms: a transaction open since then was never committed or aborted, so read_committed consumers stall there",
+                                s.tp, s.lso, s.hw
+                            )),
+                    );
+                }
+            }
+        }
+        out
     }
 
     /// `committed-offset-regression`: a group's committed offset, as its current coordinator
@@ -268,7 +311,7 @@ mod tests {
     use stormlog::log::build_test_batch;
 
     fn snap(leader: bool, epoch: i32, hw: i64) -> PartitionSnapshot {
-        PartitionSnapshot { tp: TopicPartition::new("t", 0), is_leader: leader, leader_epoch: epoch, leo: hw, hw, isr: vec![BrokerId(0)] }
+        PartitionSnapshot { tp: TopicPartition::new("t", 0), is_leader: leader, leader_epoch: epoch, leo: hw, hw, lso: hw, isr: vec![BrokerId(0)] }
     }
 
     fn world(entries: &[(&str, PartitionSnapshot)]) -> BTreeMap<String, Vec<PartitionSnapshot>> {

@@ -4,7 +4,7 @@
 //!
 //! `scenario` reads and validates scenario files; `support` says what this build can run;
 //! `engine` is the simulated side of the seam; `world` builds the simulation and holds the
-//! fault verbs; `faults` plays scripted faults; `nemesis` draws random ones; `swarm` draws the fault mix per seed; `workload` drives clients; `history` and
+//! fault verbs; `faults` plays scripted faults; `nemesis` draws random ones; `swarm` draws the fault mix per seed; `workload` drives clients (`txn_work` its transactional side); `history` and
 //! `checkers` judge what clients saw; `invariants` check what nodes believe; `trace` records
 //! what nodes did; `run` runs seeds;
 //! `report` writes what a person reads; `cli` is the `stormlog` binary.
@@ -22,6 +22,7 @@ pub mod scenario;
 pub mod support;
 pub mod swarm;
 pub mod trace;
+pub mod txn_work;
 pub mod workload;
 pub mod world;
 

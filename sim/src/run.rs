@@ -76,15 +76,31 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let unclean = unclean_elections(&trace);
     let partitions: Vec<(String, i32)> = s.topics.iter().flat_map(|t| (0..t.partitions as i32).map(|p| (t.name.clone(), p))).collect();
     let snapshots = world.snapshot_map();
+    let lso_check = invariants.check_lso(sim_ms, &snapshots, lso_limit_ms(s));
     let white_box = invariants
         .anomalies
         .into_iter()
         .chain(check_divergence(sim_ms, &snapshots, &world.broker_disks(), &unclean))
         .chain(if failure.is_none() { check_leaders(sim_ms, &snapshots, &partitions) } else { Vec::new() })
-        .chain(if failure.is_none() { check_groups(sim_ms, &world.coordinator_views(), &group_sizes(s)) } else { Vec::new() });
+        .chain(if failure.is_none() { check_groups(sim_ms, &world.coordinator_views(), &group_sizes(s)) } else { Vec::new() })
+        .chain(if failure.is_none() { lso_check } else { Vec::new() });
     anomalies.extend(white_box.filter(|a| !s.checks.disable.contains(&a.kind)));
     crate::checkers::sort_anomalies(&mut anomalies);
     Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, failure })
+}
+
+/// How long a last stable offset may stay put below the HW before it is `stuck-lso`: the
+/// longest `transaction.timeout.ms` of the scenario's transactional clients, plus the
+/// coordinator's abort interval, plus 10 s for the abort's markers.
+fn lso_limit_ms(s: &Scenario) -> u64 {
+    let timeout = s
+        .producers
+        .iter()
+        .filter_map(|p| p.config.get("transaction.timeout.ms").and_then(|v| v.as_i64()))
+        .map(|t| u64::try_from(t).unwrap_or(0))
+        .max()
+        .unwrap_or(60_000);
+    timeout + stormlog::txn::TxnConfig::default().abort_check_interval_ms + 10_000
 }
 
 /// How many consumer instances each group of the scenario has.

@@ -36,6 +36,8 @@ const SWITCHES_SUPPORTED: &[&str] = &[
     "truncate_to_hw_on_become_follower",
     "single_step_epoch_truncation",
     "producer_resequences_on_out_of_order",
+    "txn_no_partition_verification",
+    "txn_same_epoch_across_transactions",
 ];
 
 fn not_yet(s: &Scenario, key: impl Into<String>, what: &str) -> ScenarioError {
@@ -62,17 +64,11 @@ pub fn check_supported(s: &Scenario) -> Result<()> {
     }
     check_faults(s)?;
     broker_config(s)?;
-    for (i, p) in s.producers.iter().enumerate() {
+    for i in 0..s.producers.len() {
         producer_config(s, i, 0)?;
-        if p.transactional {
-            return Err(not_yet(s, format!("producers[{i}].transactional"), "transactional producers"));
-        }
     }
     for (i, c) in s.consumers.iter().enumerate() {
         consumer_config(s, i, 0)?;
-        if c.commit == CommitMode::Transactional {
-            return Err(not_yet(s, format!("consumers[{i}].commit"), "transactional commits"));
-        }
         if c.group.is_none() && c.commit != CommitMode::Auto {
             return Err(ScenarioError::new(&s.path, format!("consumers[{i}].commit"), "\"auto\" for a consumer without a group (only a group commits offsets)"));
         }
@@ -132,8 +128,10 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
             "group.min.session.timeout.ms" => c.group.min_session_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "group.max.session.timeout.ms" => c.group.max_session_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "offsets.topic.num.partitions" => c.group.offsets_partitions = u32::try_from(int(s, &key, v, 1)?).unwrap_or(u32::MAX),
-            // Read by the world when it creates the offsets topic.
-            "offsets.topic.replication.factor" => {
+            "transaction.state.log.num.partitions" => c.txn.partitions = i32::try_from(int(s, &key, v, 1)?).unwrap_or(i32::MAX),
+            "transaction.max.timeout.ms" => c.txn.max_timeout_ms = i32::try_from(int(s, &key, v, 1)?).unwrap_or(i32::MAX),
+            // Read by the world when it creates the offsets and transaction-state topics.
+            "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" => {
                 int(s, &key, v, 1)?;
             }
             // Controller settings: read by `controller_config`.
@@ -145,6 +143,8 @@ pub fn broker_config(s: &Scenario) -> Result<BrokerConfig> {
     c.isr_join_ignores_epoch_start_offset = *s.behaviour.get("isr_join_ignores_epoch_start_offset").unwrap_or(&false);
     c.truncate_to_hw_on_become_follower = *s.behaviour.get("truncate_to_hw_on_become_follower").unwrap_or(&false);
     c.single_step_epoch_truncation = *s.behaviour.get("single_step_epoch_truncation").unwrap_or(&false);
+    c.txn_partition_verification = !*s.behaviour.get("txn_no_partition_verification").unwrap_or(&false);
+    c.txn.epoch_bump_per_txn = !*s.behaviour.get("txn_same_epoch_across_transactions").unwrap_or(&false);
     Ok(c)
 }
 
@@ -186,6 +186,7 @@ pub fn producer_config(s: &Scenario, index: usize, instance: u32) -> Result<Prod
             "linger.ms" => c.linger_ms = to_u64(int(s, &key, v, 0)?),
             "buffer.memory" => c.buffer_memory = usize::try_from(int(s, &key, v, 1)?).unwrap_or(usize::MAX),
             "max.block.ms" => c.max_block_ms = to_u64(int(s, &key, v, 0)?),
+            "transaction.timeout.ms" => c.transaction_timeout_ms = to_u64(int(s, &key, v, 1)?),
             "max.in.flight.requests.per.connection" => c.max_in_flight = usize::try_from(int(s, &key, v, 1)?).unwrap_or(usize::MAX),
             "enable.idempotence" => {
                 c.enable_idempotence = v.as_bool().ok_or_else(|| ScenarioError::new(&s.path, key.as_str(), format!("true or false, found {v}")))?;

@@ -24,7 +24,7 @@ pub fn sim_now_ms() -> u64 {
 }
 
 /// Waits while the process is paused (its application loop does nothing meanwhile).
-async fn while_paused(paused: &Cell<bool>) {
+pub(crate) async fn while_paused(paused: &Cell<bool>) {
     while paused.get() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
@@ -52,12 +52,30 @@ pub struct ProducerWork {
     pub unacked: Rc<RefCell<BTreeMap<u64, Option<String>>>>,
     pub entropy: Rc<RefCell<Entropy>>,
     pub paused: Rc<Cell<bool>>,
+    /// Transactional producers: how transactions are cut and what survives restarts.
+    pub txn: Option<TxnSettings>,
+}
+
+pub struct TxnSettings {
+    pub records_per_txn: u32,
+    pub abort_probability: f64,
+    pub carry: Rc<RefCell<crate::txn_work::TxnCarry>>,
+}
+
+/// A consume-transform-produce consumer's producer side.
+pub struct TransformSettings {
+    pub producer: ProducerConfig,
+    pub output_topic: String,
+    pub carry: Rc<RefCell<crate::txn_work::TxnCarry>>,
 }
 
 impl ProducerWork {
     /// Sends at `rate_per_sec` without waiting for outcomes (as applications use Kafka's
     /// producer); each outcome is recorded when its batch completes.
     pub async fn run(self: Rc<Self>) {
+        if self.txn.is_some() {
+            return self.run_transactional().await;
+        }
         let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
         let producer = Rc::new(Producer::new(net, Rc::new(self.clock.clone()), self.bootstrap.clone(), self.config.clone()));
         if self.restart_resend {
@@ -138,6 +156,8 @@ pub struct ConsumerWork {
     pub bootstrap: Vec<String>,
     pub history: Rc<RefCell<History>>,
     pub paused: Rc<Cell<bool>>,
+    /// `commit = "transactional"`.
+    pub txn: Option<TransformSettings>,
 }
 
 impl ConsumerWork {
@@ -149,6 +169,9 @@ impl ConsumerWork {
         let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
         let mut consumer = Consumer::new(net, self.bootstrap.clone(), self.config.clone(), self.topics.clone());
         consumer.set_listener(self.listener());
+        if self.txn.is_some() {
+            return self.run_transform(consumer).await;
+        }
         let workers: Vec<Rc<Worker>> = (0..self.threads).map(|_| Worker::start(self.clone())).collect();
         loop {
             while_paused(&self.paused).await;
@@ -240,7 +263,7 @@ impl ConsumerWork {
     }
 }
 
-fn polled_record(r: &ConsumedRecord) -> PolledRecord {
+pub(crate) fn polled_record(r: &ConsumedRecord) -> PolledRecord {
     PolledRecord {
         topic: r.tp.topic.clone(),
         partition: r.tp.partition,

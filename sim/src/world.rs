@@ -138,6 +138,15 @@ fn topic_assignments(s: &Scenario) -> Result<Vec<TopicAssignment>, ScenarioError
         let assignment = (0..partitions).map(|p| (0..rf).map(|i| ((p + i) % brokers) as i32).collect()).collect();
         topics.push((OFFSETS_TOPIC.to_string(), assignment));
     }
+    let transactional = s.producers.iter().any(|p| p.transactional) || s.consumers.iter().any(|c| c.commit == crate::scenario::CommitMode::Transactional);
+    if transactional {
+        let partitions = u32::try_from(broker_config(s)?.txn.partitions).unwrap_or(1);
+        let brokers = s.cluster.brokers;
+        let rf = s.cluster.config.get("transaction.state.log.replication.factor").and_then(ConfigValue::as_i64).unwrap_or(3);
+        let rf = u32::try_from(rf).unwrap_or(1).clamp(1, brokers);
+        let assignment = (0..partitions).map(|p| (0..rf).map(|i| ((p + i) % brokers) as i32).collect()).collect();
+        topics.push((stormlog::broker::TXN_TOPIC.to_string(), assignment));
+    }
     Ok(topics)
 }
 
@@ -385,6 +394,13 @@ impl<'a> World<'a> {
             for n in 0..spec.count {
                 let process = format!("{}-{n}", spec.name);
                 let gate = self.new_node(&process, Role::Producer);
+                let mut config = producer_config(s, i, n)?;
+                let txn = spec.transactional.then(|| {
+                    // The transactional id is the process's name: a restarted process fences
+                    // its previous incarnation, as an application with a stable id does.
+                    config.transactional_id = Some(process.clone());
+                    crate::workload::TxnSettings { records_per_txn: spec.records_per_txn, abort_probability: spec.abort_probability, carry: Rc::default() }
+                });
                 let work = Rc::new(ProducerWork {
                     process: process.clone(),
                     topic: spec.topic.clone(),
@@ -394,7 +410,7 @@ impl<'a> World<'a> {
                     start_ms: WARMUP_MS,
                     stop_ms: s.duration_ms,
                     restart_resend: spec.restart_resend,
-                    config: producer_config(s, i, n)?,
+                    config,
                     bootstrap: self.bootstrap(),
                     clock: SimClock::default(),
                     history: self.history.clone(),
@@ -402,6 +418,7 @@ impl<'a> World<'a> {
                     unacked: Rc::new(RefCell::new(BTreeMap::new())),
                     entropy: Rc::new(RefCell::new(Entropy::from_seed(derive_seed(seed, &process)))),
                     paused: self.paused_flag(&process),
+                    txn,
                 });
                 self.sim.host(process.as_str(), move || {
                     let (gate, work) = (gate.clone(), work.clone());
@@ -422,6 +439,13 @@ impl<'a> World<'a> {
             for n in 0..spec.count {
                 let process = format!("{}-{n}", spec.name);
                 let gate = self.new_node(&process, Role::Consumer);
+                let txn = match (&spec.output_topic, spec.commit == crate::scenario::CommitMode::Transactional) {
+                    (Some(out), true) => {
+                        let producer = stormlog::client::ProducerConfig { client_id: format!("{process}-txn"), transactional_id: Some(format!("{process}-txn")), ..stormlog::client::ProducerConfig::default() };
+                        Some(crate::workload::TransformSettings { producer, output_topic: out.clone(), carry: Rc::default() })
+                    }
+                    _ => None,
+                };
                 let work = Rc::new(ConsumerWork {
                     process: process.clone(),
                     group: spec.group.clone(),
@@ -434,6 +458,7 @@ impl<'a> World<'a> {
                     bootstrap: self.bootstrap(),
                     history: self.history.clone(),
                     paused: self.paused_flag(&process),
+                    txn,
                 });
                 self.sim.host(process.as_str(), move || {
                     let (gate, work) = (gate.clone(), work.clone());

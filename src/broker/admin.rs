@@ -82,7 +82,7 @@ impl BrokerCore {
                     .iter()
                     .map(|p| {
                         let tp = TopicPartition::new(t.name.as_str(), p.partition_index);
-                        self.list_offset(&tp, p.timestamp, from_replica, version).with_partition_index(p.partition_index)
+                        self.list_offset(&tp, p.timestamp, from_replica, version, req.isolation_level).with_partition_index(p.partition_index)
                     })
                     .collect();
                 ListOffsetsTopicResponse::default().with_name(t.name.clone()).with_partitions(partitions)
@@ -91,7 +91,8 @@ impl BrokerCore {
         ListOffsetsResponse::default().with_topics(topics)
     }
 
-    fn list_offset(&self, tp: &TopicPartition, timestamp: i64, from_replica: bool, version: i16) -> ListOffsetsPartitionResponse {
+    /// `isolation` 1 (read_committed) answers the last stable offset for "latest".
+    fn list_offset(&self, tp: &TopicPartition, timestamp: i64, from_replica: bool, version: i16, isolation: i8) -> ListOffsetsPartitionResponse {
         let resp = ListOffsetsPartitionResponse::default().with_timestamp(-1).with_offset(-1);
         let Some(p) = self.partitions.get(tp) else {
             return resp.with_error_code(ResponseError::UnknownTopicOrPartition.code());
@@ -104,6 +105,7 @@ impl BrokerCore {
             // A follower truncating after OFFSET_OUT_OF_RANGE needs our log end; consumers
             // only ever see up to the high watermark.
             LATEST if from_replica => p.leo(),
+            LATEST if isolation == 1 => p.log.last_stable_offset(p.hw()),
             LATEST => p.hw(),
             // No time index yet: say so rather than answer a wrong offset.
             _ => return resp.with_error_code(ResponseError::InvalidRequest.code()),

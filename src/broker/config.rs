@@ -41,6 +41,13 @@ pub struct BrokerConfig {
     /// `group.initial.rebalance.delay.ms`, `group.{min,max}.session.timeout.ms`,
     /// `offsets.topic.num.partitions`
     pub group: GroupConfig,
+    /// `transaction.state.log.num.partitions`, `transaction.max.timeout.ms`,
+    /// `transaction.abort.timed.out.transaction.cleanup.interval.ms`, and the transaction
+    /// version (switch `txn_same_epoch_across_transactions` turns version 2 off)
+    pub txn: crate::txn::TxnConfig,
+    /// `transaction.partition.verification.enable` (default true, KIP-890 part 1); the switch
+    /// `txn_no_partition_verification` turns it off
+    pub txn_partition_verification: bool,
 }
 
 impl Default for BrokerConfig {
@@ -63,6 +70,8 @@ impl Default for BrokerConfig {
             producer_id_expiration_ms: 86_400_000,
             producer_id_expiration_check_interval_ms: 600_000,
             group: GroupConfig::default(),
+            txn: crate::txn::TxnConfig::default(),
+            txn_partition_verification: true,
         }
     }
 }

@@ -12,6 +12,7 @@ use crate::protocol::{api_versions_response, decode_request, encode_response, Wi
 use crate::seam::Storage;
 
 use crate::group::GroupCoordinator;
+use crate::txn::TxnCoordinator;
 
 use super::config::BrokerConfig;
 use super::metadata::{ClusterMetadata, PartitionAssignment};
@@ -74,6 +75,9 @@ pub struct BrokerCore {
     /// groups are served once the high watermark reaches it (until then
     /// COORDINATOR_LOAD_IN_PROGRESS), so nothing replayed from an uncommitted tail is shown.
     pub(super) groups_loading: BTreeMap<i32, i64>,
+    /// The transactions whose `__transaction_state` partitions this broker leads.
+    pub(super) txns: TxnCoordinator,
+    pub(super) txn: super::txn::TxnBroker,
 }
 
 impl BrokerCore {
@@ -81,6 +85,7 @@ impl BrokerCore {
     /// `nonce` makes the member ids this incarnation hands out unique.
     pub fn open(me: BrokerId, config: BrokerConfig, storage: Rc<dyn Storage>, trace: Tracer, nonce: u64) -> BrokerCore {
         let groups = GroupCoordinator::new(config.group.clone(), me.0, nonce, trace.clone());
+        let txns = TxnCoordinator::new(config.txn.clone(), me.0, trace.clone());
         BrokerCore {
             me,
             config,
@@ -97,6 +102,8 @@ impl BrokerCore {
             groups,
             group_answers: BTreeMap::new(),
             groups_loading: BTreeMap::new(),
+            txns,
+            txn: super::txn::TxnBroker::default(),
         }
     }
 
@@ -126,6 +133,8 @@ impl BrokerCore {
                 self.trace.emit(|| format!("become-leader {tp} epoch={} leo={} isr={:?}", a.leader_epoch, p.leo(), ids(&a.isr)));
                 self.unload_groups(tp);
                 self.load_groups(now_ms, tp);
+                self.unload_txns(now_ms, tp);
+                self.load_txns(now_ms, tp);
             }
             (false, was) if new_epoch || was => {
                 let leo = p.leo();
@@ -135,6 +144,7 @@ impl BrokerCore {
                 }
                 self.trace.emit(|| format!("become-follower {tp} epoch={} leader={:?} leo={}", a.leader_epoch, a.leader.map(|b| b.0), p.leo()));
                 self.unload_groups(tp);
+                self.unload_txns(now_ms, tp);
             }
             (true, _) if a.partition_epoch != p.partition_epoch => {
                 p.partition_epoch = a.partition_epoch;
@@ -168,6 +178,16 @@ impl BrokerCore {
 
     /// Handles one request frame (without its size prefix).
     pub fn handle_frame(&mut self, now_ms: u64, frame: Bytes) -> Handled {
+        let handled = self.handle_request(now_ms, frame);
+        // A follower's fetch may have moved a high watermark that transaction-state appends
+        // wait for.
+        if !self.txn.writes.is_empty() {
+            self.after_txn_work(now_ms);
+        }
+        handled
+    }
+
+    fn handle_request(&mut self, now_ms: u64, frame: Bytes) -> Handled {
         let req = match decode_request(frame) {
             Ok(r) => r,
             Err(WireError::UnsupportedVersion { api_key, correlation_id, .. })
@@ -187,7 +207,15 @@ impl BrokerCore {
             RequestKind::ListOffsets(r) => reply(ctx, ResponseKind::ListOffsets(self.handle_list_offsets(&r, ctx.version))),
             RequestKind::OffsetForLeaderEpoch(r) => reply(ctx, ResponseKind::OffsetForLeaderEpoch(self.handle_offset_for_leader_epoch(&r))),
             RequestKind::Produce(r) => self.handle_produce(now_ms, ctx, r),
-            RequestKind::InitProducerId(r) => reply(ctx, ResponseKind::InitProducerId(self.handle_init_producer_id(&r))),
+            RequestKind::InitProducerId(r) => match r.transactional_id.as_ref().map(|t| t.to_string()) {
+                Some(txn_id) => self.handle_init_producer_id_txn(now_ms, ctx, &r, &txn_id),
+                None => reply(ctx, ResponseKind::InitProducerId(self.handle_init_producer_id())),
+            },
+            RequestKind::AddPartitionsToTxn(r) => self.handle_add_partitions_to_txn(now_ms, ctx, r),
+            RequestKind::AddOffsetsToTxn(r) => self.handle_add_offsets_to_txn(now_ms, ctx, &r),
+            RequestKind::EndTxn(r) => self.handle_end_txn(now_ms, ctx, &r),
+            RequestKind::WriteTxnMarkers(r) => self.handle_write_txn_markers(now_ms, ctx, &r),
+            RequestKind::TxnOffsetCommit(r) => self.handle_txn_offset_commit(now_ms, ctx, r),
             RequestKind::Fetch(r) => self.handle_fetch(now_ms, ctx, r),
             RequestKind::FindCoordinator(r) => reply(ctx, ResponseKind::FindCoordinator(self.handle_find_coordinator(&r, ctx.version))),
             RequestKind::JoinGroup(r) => {
@@ -238,21 +266,42 @@ impl BrokerCore {
         let mut parked = self.purgatory.take(id)?;
         let expired = now_ms >= parked.deadline_ms;
         let ctx = RequestCtx { api_key: parked.api_key, version: parked.version, correlation_id: parked.correlation_id };
+        if let ParkedOp::Verify(pv) = &mut parked.op {
+            match self.try_complete_verify(now_ms, id, pv, expired) {
+                None => {
+                    self.purgatory.put_back(id, parked);
+                    return None;
+                }
+                // The verified produce was appended and now waits like any acks=all produce.
+                Some(Ok(op)) => parked.op = op,
+                Some(Err(resp)) => return Some(self.encode_parked(ctx, &ResponseKind::Produce(resp))),
+            }
+        }
         let body = match &mut parked.op {
             ParkedOp::Produce(pp) => self.try_complete_produce(pp, expired).map(ResponseKind::Produce),
             ParkedOp::Fetch(pf) => self.try_complete_fetch(pf, expired).map(ResponseKind::Fetch),
+            ParkedOp::OffsetCommit(pc) if ctx.api_key == ApiKey::TxnOffsetCommit => {
+                self.try_complete_commit(pc, expired).map(|r| ResponseKind::TxnOffsetCommit(super::txn::txn_commit_response_from(&r)))
+            }
             ParkedOp::OffsetCommit(pc) => self.try_complete_commit(pc, expired).map(ResponseKind::OffsetCommit),
             ParkedOp::Group => self.try_complete_group(id, ctx.api_key, expired),
+            ParkedOp::Txn => self.try_complete_txn(id, ctx.api_key, expired),
+            ParkedOp::Markers(pm) => self.try_complete_markers(pm, expired).map(ResponseKind::WriteTxnMarkers),
+            ParkedOp::Verify(_) => unreachable!("replaced above"),
         };
         match body {
-            Some(body) => match encode_response(ctx.api_key, ctx.version, ctx.correlation_id, &body) {
-                Ok(frame) => Some(frame),
-                Err(e) => panic!("encoding our own {:?} v{} response failed: {e}", ctx.api_key, ctx.version),
-            },
+            Some(body) => Some(self.encode_parked(ctx, &body)),
             None => {
                 self.purgatory.put_back(id, parked);
                 None
             }
+        }
+    }
+
+    fn encode_parked(&self, ctx: RequestCtx, body: &ResponseKind) -> Bytes {
+        match encode_response(ctx.api_key, ctx.version, ctx.correlation_id, body) {
+            Ok(frame) => frame,
+            Err(e) => panic!("encoding our own {:?} v{} response failed: {e}", ctx.api_key, ctx.version),
         }
     }
 
@@ -265,6 +314,8 @@ impl BrokerCore {
         }
         self.groups.tick(now_ms);
         self.drain_groups(now_ms);
+        self.txns.tick(now_ms);
+        self.after_txn_work(now_ms);
         if now_ms >= self.last_hw_checkpoint_ms + self.config.hw_checkpoint_interval_ms {
             self.last_hw_checkpoint_ms = now_ms;
             for p in self.partitions.values_mut() {
@@ -333,6 +384,7 @@ impl BrokerCore {
         let leo = p.leo();
         let Role::Leader(state) = &mut p.role else { return };
         if let Some(hw) = state.maybe_advance_hw(now_ms, leo, &rules) {
+            p.log.on_high_watermark(hw);
             self.trace.emit(|| format!("hw {tp} {hw}"));
         }
     }

@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::FetchPartition;
-use kafka_protocol::messages::fetch_response::{EpochEndOffset, FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, EpochEndOffset, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId, ResponseKind};
 
 use crate::ids::{BrokerId, TopicPartition};
 use crate::log::split_batches;
@@ -72,7 +72,7 @@ impl BrokerCore {
             for fp in &t.partitions {
                 let tp = TopicPartition::new(t.topic.as_str(), fp.partition);
                 let budget = usize::try_from(fp.partition_max_bytes.max(1)).unwrap_or(1).min(max_total.saturating_sub(total).max(1));
-                let pd = self.fetch_partition(&tp, fp, budget, from_replica);
+                let pd = self.fetch_partition(&tp, fp, budget, from_replica, req.isolation_level);
                 errors |= pd.error_code != 0;
                 total += pd.records.as_ref().map_or(0, Bytes::len);
                 parts.push(pd);
@@ -82,7 +82,9 @@ impl BrokerCore {
         (FetchResponse::default().with_responses(responses), total, errors)
     }
 
-    fn fetch_partition(&self, tp: &TopicPartition, fp: &FetchPartition, max_bytes: usize, from_replica: bool) -> PartitionData {
+    /// `isolation` 1 is read_committed: up to the last stable offset, with the aborted
+    /// transactions in range (KAFKA.md §1.11).
+    fn fetch_partition(&self, tp: &TopicPartition, fp: &FetchPartition, max_bytes: usize, from_replica: bool, isolation: i8) -> PartitionData {
         let offset = fp.fetch_offset;
         let pd = PartitionData::default().with_partition_index(tp.partition).with_high_watermark(-1).with_last_stable_offset(-1).with_log_start_offset(-1);
         let Some(p) = self.partitions.get(tp) else {
@@ -95,7 +97,8 @@ impl BrokerCore {
             return pd.with_error_code(ResponseError::NotLeaderOrFollower.code());
         }
         let (start, leo, hw) = (p.log.log_start_offset(), p.leo(), p.hw());
-        let pd = pd.with_high_watermark(hw).with_last_stable_offset(hw).with_log_start_offset(start).with_aborted_transactions(Some(Vec::new()));
+        let lso = p.log.last_stable_offset(hw);
+        let pd = pd.with_high_watermark(hw).with_last_stable_offset(lso).with_log_start_offset(start).with_aborted_transactions(Some(Vec::new()));
         if from_replica && fp.last_fetched_epoch >= 0 {
             if let Some((epoch, end)) = diverging_epoch(p.epochs.entries(), leo, fp.last_fetched_epoch, offset) {
                 return pd.with_diverging_epoch(EpochEndOffset::default().with_epoch(epoch).with_end_offset(end)).with_records(Some(Bytes::new()));
@@ -104,10 +107,24 @@ impl BrokerCore {
         if offset < start || offset > leo {
             return pd.with_error_code(ResponseError::OffsetOutOfRange.code());
         }
-        let upper = if from_replica { leo } else { hw };
+        let upper = match (from_replica, isolation) {
+            (true, _) => leo,
+            (false, 1) => lso,
+            (false, _) => hw,
+        };
         if offset >= upper {
             return pd.with_records(Some(Bytes::new()));
         }
+        let aborted: Vec<AbortedTransaction> = match (from_replica, isolation) {
+            (false, 1) => p
+                .log
+                .aborted_txns(offset, upper)
+                .iter()
+                .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let pd = pd.with_aborted_transactions(Some(aborted));
         match p.log.read(offset, max_bytes) {
             Ok(read) => pd.with_records(Some(below(&read.bytes, upper))),
             Err(e) => {

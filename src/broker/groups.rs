@@ -16,7 +16,7 @@ use kafka_protocol::messages::{
     OffsetCommitRequest, OffsetCommitResponse, OffsetFetchRequest, OffsetFetchResponse, ResponseKind, SyncGroupRequest, SyncGroupResponse, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{Record, RecordBatchDecoder, TimestampType};
+use kafka_protocol::records::{Record, TimestampType};
 
 use crate::group::{partition_for, ClientInfo, Ready, Reply};
 use crate::ids::TopicPartition;
@@ -43,7 +43,7 @@ impl BrokerCore {
 
     /// None when `group` is served here now; else NOT_COORDINATOR, or
     /// COORDINATOR_LOAD_IN_PROGRESS while its partition's replayed tail is not committed.
-    fn coordinator_check(&self, group: &str) -> Option<ResponseError> {
+    pub(super) fn group_coordinator_check(&self, group: &str) -> Option<ResponseError> {
         if let Some(e) = self.groups.check_owner(group) {
             return Some(e);
         }
@@ -64,12 +64,14 @@ impl BrokerCore {
             .iter()
             .map(|key| {
                 let c = Coordinator::default().with_key(StrBytes::from_string(key.clone())).with_node_id(WireBrokerId(-1)).with_host(StrBytes::from_static_str("")).with_port(-1);
-                if req.key_type != 0 {
-                    // Transaction coordinators come with transactions.
-                    return c.with_error_code(ResponseError::CoordinatorNotAvailable.code());
-                }
-                let tp = self.offsets_partition(key);
-                let leader = self.metadata.topics.get(OFFSETS_TOPIC).and_then(|ps| ps.get(tp.partition as usize)).and_then(|a| a.leader);
+                let leader = match req.key_type {
+                    0 => {
+                        let tp = self.offsets_partition(key);
+                        self.metadata.topics.get(OFFSETS_TOPIC).and_then(|ps| ps.get(tp.partition as usize)).and_then(|a| a.leader)
+                    }
+                    1 => self.txn_coordinator_of(key),
+                    _ => return c.with_error_code(ResponseError::InvalidRequest.code()),
+                };
                 match leader.and_then(|l| self.metadata.brokers.get(&l).map(|a| (l, a))) {
                     Some((l, a)) => c.with_node_id(WireBrokerId(l.0)).with_host(StrBytes::from_string(a.host.clone())).with_port(i32::from(a.port)),
                     None => c.with_error_code(ResponseError::CoordinatorNotAvailable.code()),
@@ -88,7 +90,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_join_group(&mut self, now_ms: u64, ctx: RequestCtx, req: JoinGroupRequest, client_id: String) -> Handled {
-        if let Some(e) = self.coordinator_check(req.group_id.as_str()) {
+        if let Some(e) = self.group_coordinator_check(req.group_id.as_str()) {
             let resp = JoinGroupResponse::default().with_error_code(e.code()).with_generation_id(-1);
             return reply(ctx, ResponseKind::JoinGroup(resp));
         }
@@ -104,7 +106,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_sync_group(&mut self, now_ms: u64, ctx: RequestCtx, req: SyncGroupRequest) -> Handled {
-        if let Some(e) = self.coordinator_check(req.group_id.as_str()) {
+        if let Some(e) = self.group_coordinator_check(req.group_id.as_str()) {
             return reply(ctx, ResponseKind::SyncGroup(SyncGroupResponse::default().with_error_code(e.code())));
         }
         let token = self.purgatory.reserve();
@@ -119,7 +121,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_heartbeat(&mut self, now_ms: u64, req: &HeartbeatRequest) -> ResponseKind {
-        let resp = match self.coordinator_check(req.group_id.as_str()) {
+        let resp = match self.group_coordinator_check(req.group_id.as_str()) {
             Some(e) => kafka_protocol::messages::HeartbeatResponse::default().with_error_code(e.code()),
             None => self.groups.heartbeat(now_ms, req),
         };
@@ -128,7 +130,7 @@ impl BrokerCore {
     }
 
     pub(super) fn handle_leave_group(&mut self, now_ms: u64, req: &LeaveGroupRequest, version: i16) -> ResponseKind {
-        let resp = match self.coordinator_check(req.group_id.as_str()) {
+        let resp = match self.group_coordinator_check(req.group_id.as_str()) {
             Some(e) => kafka_protocol::messages::LeaveGroupResponse::default().with_error_code(e.code()),
             None => self.groups.leave_group(now_ms, req, version),
         };
@@ -201,7 +203,7 @@ impl BrokerCore {
                 })
             })
             .collect();
-        let check = match self.coordinator_check(&group) {
+        let check = match self.group_coordinator_check(&group) {
             Some(e) => Err(e),
             None => self.groups.validate_offset_commit(now_ms, &group, req.member_id.as_str(), req.generation_id_or_member_epoch),
         };
@@ -220,7 +222,7 @@ impl BrokerCore {
             Err(_) => reply(ctx, ResponseKind::OffsetCommit(response)),
             Ok(required) => {
                 let timeout = 5_000; // offsets.commit.timeout.ms
-                let op = ParkedCommit { tp, required, group, offsets, response };
+                let op = ParkedCommit { tp, required, group, offsets, response, txn_producer: None };
                 self.park(now_ms, ctx, now_ms + timeout, ParkedOp::OffsetCommit(op))
             }
         }
@@ -239,8 +241,13 @@ impl BrokerCore {
         };
         match outcome {
             None => {
-                self.groups.offsets_committed(&pc.group, &pc.offsets);
-                self.trace.emit(|| format!("offsets-committed {} {}", pc.group, describe_offsets(&pc.offsets)));
+                match pc.txn_producer {
+                    Some(pid) => self.groups.txn_offsets_pending(&pc.group, pid, &pc.offsets),
+                    None => {
+                        self.groups.offsets_committed(&pc.group, &pc.offsets);
+                        self.trace.emit(|| format!("offsets-committed {} {}", pc.group, describe_offsets(&pc.offsets)));
+                    }
+                }
                 Some(std::mem::take(&mut pc.response))
             }
             Some(e) => Some(commit_response(&pc.offsets, Some(e))),
@@ -251,7 +258,7 @@ impl BrokerCore {
         let group = req.group_id.as_str();
         let wanted: Option<Vec<TopicPartition>> =
             req.topics.as_ref().map(|ts| ts.iter().flat_map(|t| t.partition_indexes.iter().map(|p| TopicPartition::new(t.name.as_str(), *p))).collect());
-        let found = match self.coordinator_check(group) {
+        let found = match self.group_coordinator_check(group) {
             Some(e) => Err(e),
             None => self.groups.fetch_offsets(group, wanted.as_deref()),
         };
@@ -261,7 +268,11 @@ impl BrokerCore {
         };
         let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
         for (tp, offset, epoch, metadata) in offsets {
+            // KIP-447: a consumer asking for stable offsets waits while a transaction that
+            // commits offsets for the partition is undecided.
+            let unstable = req.require_stable && self.groups.has_pending_txn_offset(group, &tp);
             let p = OffsetFetchResponsePartition::default()
+                .with_error_code(if unstable { ResponseError::UnstableOffsetCommit.code() } else { 0 })
                 .with_partition_index(tp.partition)
                 .with_committed_offset(offset)
                 .with_committed_leader_epoch(epoch)
@@ -281,32 +292,8 @@ impl BrokerCore {
             return;
         }
         let Some(p) = self.partitions.get(tp) else { return };
-        let mut records = Vec::new();
-        let mut next = p.log.log_start_offset();
+        let records = super::txn::read_keyed_records(p, &self.trace);
         let end = p.leo();
-        while next < end {
-            let read = match p.log.read(next, 1 << 20) {
-                Ok(r) if !r.bytes.is_empty() => r,
-                Ok(_) => break,
-                Err(e) => {
-                    self.trace.emit(|| format!("group-load-failed {tp} at {next}: {e}"));
-                    break;
-                }
-            };
-            let mut buf = Bytes::from(read.bytes);
-            let Ok(batches) = RecordBatchDecoder::decode_all(&mut buf) else {
-                self.trace.emit(|| format!("group-load-failed {tp} at {next}: undecodable batch"));
-                break;
-            };
-            for r in batches.iter().flat_map(|b| b.records.iter()) {
-                if r.offset >= next && !r.control {
-                    if let Some(key) = &r.key {
-                        records.push((key.clone(), r.value.clone()));
-                    }
-                }
-                next = next.max(r.offset + 1);
-            }
-        }
         self.groups.load(now_ms, tp.partition, records);
         if p.hw() < end {
             self.groups_loading.insert(tp.partition, end);
@@ -326,7 +313,7 @@ impl BrokerCore {
     }
 }
 
-fn commit_response(offsets: &[CommitOffset], error: Option<ResponseError>) -> OffsetCommitResponse {
+pub(super) fn commit_response(offsets: &[CommitOffset], error: Option<ResponseError>) -> OffsetCommitResponse {
     let code = error.map_or(0, |e| e.code());
     let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
     for (tp, ..) in offsets {

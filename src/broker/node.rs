@@ -3,7 +3,7 @@
 //! replica fetcher per leader it follows and a ticker. It holds no protocol logic of its own.
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::rc::Rc;
 use std::time::Duration;
@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::client::{list_offset, ClientError, Connection, LATEST_TIMESTAMP};
+use crate::client::{list_offset, ClientError, Connection, Pipeline, LATEST_TIMESTAMP};
 use crate::controller::{decode, MetadataImage};
 use crate::ids::{BrokerId, TopicPartition};
 use crate::observe::Tracer;
@@ -71,6 +71,8 @@ pub(super) struct Shared {
     /// The last metadata record offset this broker has replayed.
     pub metadata_offset: Cell<i64>,
     fetchers: RefCell<BTreeSet<BrokerId>>,
+    /// Connections for the core's own requests to other brokers (markers, verification).
+    links: RefCell<BTreeMap<BrokerId, Rc<Pipeline>>>,
     pub trace: Tracer,
     probe: Option<SnapshotProbe>,
     group_probe: Option<GroupProbe>,
@@ -111,6 +113,7 @@ pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
         broker_epoch: Cell::new(-1),
         metadata_offset: Cell::new(-1),
         fetchers: RefCell::new(BTreeSet::new()),
+        links: RefCell::new(BTreeMap::new()),
         trace: env.trace,
         probe: env.probe,
         group_probe: env.group_probe,
@@ -196,9 +199,44 @@ async fn ticker(sh: Rc<Shared>) {
         if !alters.is_empty() {
             tokio::task::spawn_local(controller_link::alter_partitions(sh.clone(), alters));
         }
+        dispatch_outbound(&sh);
         sh.report();
         sh.changed.notify_waiters();
     }
+}
+
+/// Sends the core's requests to other brokers, each on its own task over a cached pipelined
+/// connection, and hands every answer (or failure) back to the core.
+fn dispatch_outbound(sh: &Rc<Shared>) {
+    let outbound = sh.core.borrow_mut().poll_outbound();
+    for o in outbound {
+        let sh = sh.clone();
+        tokio::task::spawn_local(async move {
+            let reply = outbound_request(&sh, &o).await;
+            if reply.is_err() {
+                sh.links.borrow_mut().remove(&o.to);
+            }
+            sh.core.borrow_mut().on_outbound_reply(sh.now_ms(), o.token, reply);
+            dispatch_outbound(&sh);
+            sh.changed.notify_waiters();
+        });
+    }
+}
+
+async fn outbound_request(sh: &Rc<Shared>, o: &super::outbound::Outbound) -> Result<ResponseKind, String> {
+    let cached = sh.links.borrow().get(&o.to).cloned().filter(|p| !p.is_closed());
+    let pipe = match cached {
+        Some(p) => p,
+        None => {
+            let addr = sh.core.borrow().metadata.brokers.get(&o.to).map(BrokerAddress::addr).ok_or_else(|| format!("no address for broker {}", o.to.0))?;
+            let client_id = format!("broker-{}", sh.id.0);
+            let timeout = sh.core.borrow().config.replica_socket_timeout_ms;
+            let p = Rc::new(Pipeline::connect(sh.net.as_ref(), &addr, &client_id, timeout).await.map_err(|e| e.to_string())?);
+            sh.links.borrow_mut().insert(o.to, p.clone());
+            p
+        }
+    };
+    pipe.request(o.api_key, o.version, &o.body, o.timeout_ms).await.map_err(|e| e.to_string())
 }
 
 /// Reads frames, answers them in order; a parked request holds the connection (as Kafka mutes
@@ -212,6 +250,7 @@ async fn serve_connection(sh: Rc<Shared>, stream: BoxStream) {
         if !alters.is_empty() {
             tokio::task::spawn_local(controller_link::alter_partitions(sh.clone(), alters));
         }
+        dispatch_outbound(&sh);
         sh.changed.notify_waiters();
         let answer = match handled {
             Handled::Reply(b) => b,

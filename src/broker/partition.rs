@@ -43,6 +43,8 @@ pub struct PartitionSnapshot {
     pub leader_epoch: i32,
     pub leo: i64,
     pub hw: i64,
+    /// The last stable offset (the HW when no transaction is open or undecided below it).
+    pub lso: i64,
     pub isr: Vec<BrokerId>,
 }
 
@@ -170,7 +172,8 @@ impl Partition {
             Role::Leader(s) => s.isr.clone(),
             Role::Follower { .. } => Vec::new(),
         };
-        PartitionSnapshot { tp: self.tp.clone(), is_leader: self.is_leader(), leader_epoch: self.leader_epoch, leo: self.leo(), hw: self.hw(), isr }
+        let hw = self.hw();
+        PartitionSnapshot { tp: self.tp.clone(), is_leader: self.is_leader(), leader_epoch: self.leader_epoch, leo: self.leo(), hw, lso: self.log.last_stable_offset(hw), isr }
     }
 }
 

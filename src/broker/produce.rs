@@ -1,6 +1,8 @@
 //! The produce path on the leader (KAFKA.md §1.2): min-ISR check, append, then answer by
 //! `acks`: 0 never, 1 after the local append, all once the high watermark passes the records.
 
+use std::collections::BTreeMap;
+
 use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -17,18 +19,30 @@ const ACKS_ALL: i16 = -1;
 
 impl BrokerCore {
     pub(super) fn handle_produce(&mut self, now_ms: u64, ctx: RequestCtx, req: ProduceRequest) -> Handled {
+        let to_verify = self.partitions_to_verify(&req);
+        if !to_verify.is_empty() && req.acks != 0 {
+            return self.verify_then_produce(now_ms, ctx, req, to_verify);
+        }
+        let (acks, deadline) = (req.acks, now_ms + u64::try_from(req.timeout_ms.max(0)).unwrap_or(0));
+        match self.produce_now(now_ms, req, &BTreeMap::new()) {
+            _ if acks == 0 => Handled::NoReply,
+            Err(response) => reply(ctx, kafka_protocol::messages::ResponseKind::Produce(response)),
+            Ok(op) => self.park(now_ms, ctx, deadline, op),
+        }
+    }
+
+    /// Appends every partition of `req` except those in `refused` (answered with their error).
+    /// Err is the final answer; Ok is what waits for the high watermark (acks=all).
+    pub(super) fn produce_now(&mut self, now_ms: u64, req: ProduceRequest, refused: &BTreeMap<TopicPartition, ResponseError>) -> Result<ParkedOp, ProduceResponse> {
         let mut response = ProduceResponse::default();
         let mut waiting = Vec::new();
         for (ti, topic) in req.topic_data.iter().enumerate() {
             let mut tr = TopicProduceResponse::default().with_name(topic.name.clone());
             for (pi, pd) in topic.partition_data.iter().enumerate() {
                 let tp = TopicPartition::new(topic.name.as_str(), pd.index);
-                let (pr, wait_for) = if req.transactional_id.is_some() {
-                    // Transactions come with the transaction coordinator; refuse rather than
-                    // append records nobody will ever commit or abort.
-                    (partition_error(pd.index, ResponseError::TransactionalIdAuthorizationFailed), None)
-                } else {
-                    self.produce_partition(now_ms, &tp, pd.records.as_ref(), req.acks)
+                let (pr, wait_for) = match refused.get(&tp) {
+                    Some(e) => (partition_error(pd.index, *e), None),
+                    None => self.produce_partition(now_ms, &tp, pd.records.as_ref(), req.acks, req.transactional_id.is_some()),
                 };
                 if let Some(required) = wait_for {
                     waiting.push((tp, required, ti, pi));
@@ -37,19 +51,15 @@ impl BrokerCore {
             }
             response.responses.push(tr);
         }
-        if req.acks == 0 {
-            return Handled::NoReply;
-        }
         if waiting.is_empty() {
-            return reply(ctx, kafka_protocol::messages::ResponseKind::Produce(response));
+            return Err(response);
         }
-        let deadline = now_ms + u64::try_from(req.timeout_ms.max(0)).unwrap_or(0);
-        self.park(now_ms, ctx, deadline, ParkedOp::Produce(ParkedProduce { response, waiting }))
+        Ok(ParkedOp::Produce(ParkedProduce { response, waiting }))
     }
 
     /// Appends to one partition. Returns the partition's answer as it stands and, for
     /// `acks=all`, the offset the high watermark must reach before the answer is final.
-    fn produce_partition(&mut self, now_ms: u64, tp: &TopicPartition, records: Option<&Bytes>, acks: i16) -> (PartitionProduceResponse, Option<i64>) {
+    fn produce_partition(&mut self, now_ms: u64, tp: &TopicPartition, records: Option<&Bytes>, acks: i16, transactional_request: bool) -> (PartitionProduceResponse, Option<i64>) {
         let message_max = self.config.message_max_bytes;
         let min_isr = self.config.min_insync_replicas;
         let Some(p) = self.partitions.get_mut(tp) else {
@@ -65,6 +75,11 @@ impl BrokerCore {
         if records.len() > message_max {
             return (partition_error(tp.partition, ResponseError::MessageTooLarge), None);
         }
+        // A transactional batch needs the request's transactional id, and the other way round.
+        let transactional_batch = crate::log::BatchHeader::parse(records).is_ok_and(|h| h.is_transactional());
+        if transactional_batch != transactional_request {
+            return (partition_error(tp.partition, ResponseError::InvalidRecord), None);
+        }
         let effective_min_isr = min_isr.min(p.replicas.len());
         if acks == ACKS_ALL && state.isr.len() < effective_min_isr {
             return (partition_error(tp.partition, ResponseError::NotEnoughReplicas), None);
@@ -76,13 +91,7 @@ impl BrokerCore {
             Err(LogError::InvalidRecord(_)) => return (partition_error(tp.partition, ResponseError::InvalidRecord), None),
             Err(LogError::Producer(e)) => {
                 self.trace.emit(|| format!("produce-refused {tp} {e}"));
-                let code = match e {
-                    ProducerStateError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-                    ProducerStateError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
-                    ProducerStateError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
-                    ProducerStateError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
-                };
-                return (partition_error(tp.partition, code), None);
+                return (partition_error(tp.partition, producer_error_code(e)), None);
             }
             Err(e) => {
                 self.trace.emit(|| format!("append-failed {tp} {e}"));
@@ -130,6 +139,16 @@ impl BrokerCore {
         }
         pp.waiting = still_waiting;
         pp.waiting.is_empty().then(|| std::mem::take(&mut pp.response))
+    }
+}
+
+/// Kafka's error for a batch or marker the producer state refuses.
+pub(super) fn producer_error_code(e: ProducerStateError) -> ResponseError {
+    match e {
+        ProducerStateError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerStateError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerStateError::InvalidTxnState { .. } => ResponseError::InvalidTxnState,
+        ProducerStateError::CoordinatorFenced { .. } => ResponseError::TransactionCoordinatorFenced,
     }
 }
 

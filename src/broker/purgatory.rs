@@ -1,6 +1,6 @@
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::{ApiKey, FetchRequest, OffsetCommitResponse, ProduceResponse};
+use kafka_protocol::messages::{ApiKey, FetchRequest, OffsetCommitResponse, ProduceRequest, ProduceResponse, WriteTxnMarkersResponse};
 
 use crate::ids::TopicPartition;
 
@@ -31,6 +31,25 @@ pub struct ParkedCommit {
     pub offsets: Vec<CommitOffset>,
     /// The answer if the commit succeeds.
     pub response: OffsetCommitResponse,
+    /// A TxnOffsetCommit of this producer id: the offsets wait for its transaction's marker.
+    pub txn_producer: Option<i64>,
+}
+
+/// WriteTxnMarkers waiting for its markers to be replicated.
+#[derive(Debug)]
+pub struct ParkedMarkers {
+    pub response: WriteTxnMarkersResponse,
+    /// (partition, offset the HW must reach, marker/topic/partition index in the response,
+    /// producer id, commit)
+    pub waiting: Vec<(TopicPartition, i64, usize, usize, usize, i64, bool)>,
+}
+
+/// A transactional produce waiting for its coordinator's verification (KIP-890).
+#[derive(Debug)]
+pub struct ParkedVerify {
+    /// Taken when the verification is answered and the produce runs.
+    pub request: Option<ProduceRequest>,
+    pub tps: Vec<TopicPartition>,
 }
 
 #[derive(Debug)]
@@ -41,6 +60,10 @@ pub enum ParkedOp {
     /// A JoinGroup or SyncGroup the group coordinator answers later; the parked id is the
     /// coordinator's token.
     Group,
+    /// A transaction coordinator request answered later; the parked id is its token.
+    Txn,
+    Markers(ParkedMarkers),
+    Verify(ParkedVerify),
 }
 
 /// A request answered later: on an event (HW moved, data arrived) or at its deadline,

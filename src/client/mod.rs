@@ -26,4 +26,4 @@ pub use metadata::MetadataCache;
 pub use offsets::{list_offset, EARLIEST_TIMESTAMP, LATEST_TIMESTAMP};
 pub use partitioner::{murmur2, partition_for_key};
 pub use pipeline::Pipeline;
-pub use producer::{Acks, Delivery, Producer, ProducerConfig, RecordMetadata, SendError};
+pub use producer::{Acks, Delivery, GroupMetadata, Producer, ProducerConfig, RecordMetadata, SendError, TxnError, TxnErrorKind};

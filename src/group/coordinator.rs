@@ -15,7 +15,7 @@ use kafka_protocol::messages::{JoinGroupResponse, SyncGroupResponse};
 use crate::ids::TopicPartition;
 use crate::observe::Tracer;
 
-use super::classic::{ClassicGroup, Effects, TimerEvent};
+use super::classic::{ClassicGroup, CommittedOffset, Effects, TimerEvent};
 use super::records::GroupRecord;
 use super::state::GroupState;
 
@@ -121,6 +121,11 @@ pub struct GroupCoordinator {
     pub(super) groups: BTreeMap<String, ClassicGroup>,
     pub(super) ready: Vec<Ready>,
     pub(super) records: Vec<(i32, Bytes, Option<Bytes>)>,
+    /// Offsets committed inside open transactions (TxnOffsetCommit), by producer id then
+    /// group: they become the group's offsets when the transaction's COMMIT marker reaches the
+    /// group's offsets partition, and are dropped on ABORT (Kafka's
+    /// `pendingTransactionalOffsetCommits`).
+    pub(super) txn_offsets: BTreeMap<i64, BTreeMap<String, BTreeMap<TopicPartition, CommittedOffset>>>,
 }
 
 /// The longest string a record can hold (i16 length).
@@ -151,6 +156,7 @@ impl GroupCoordinator {
             groups: BTreeMap::new(),
             ready: Vec::new(),
             records: Vec::new(),
+            txn_offsets: BTreeMap::new(),
         }
     }
 

@@ -132,6 +132,11 @@ impl GroupCoordinator {
             g.transition(&mut fx, GroupState::Dead, &format!("offsets partition {partition} unloaded"));
         }
         self.records.retain(|(p, _, _)| *p != partition);
+        let offsets_partitions = self.config.offsets_partitions;
+        for by_group in self.txn_offsets.values_mut() {
+            by_group.retain(|g, _| super::coordinator::partition_for(g, offsets_partitions) != partition);
+        }
+        self.txn_offsets.retain(|_, by_group| !by_group.is_empty());
         self.trace.emit(|| format!("offsets partition {partition} unloaded: {} groups", ids.len()));
     }
 }

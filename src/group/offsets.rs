@@ -100,6 +100,47 @@ impl GroupCoordinator {
         });
     }
 
+    /// A TxnOffsetCommit's records were replicated: the offsets wait for producer `pid`'s
+    /// transaction to end.
+    pub fn txn_offsets_pending(&mut self, group: &str, pid: i64, offsets: &[OffsetEntry]) {
+        let pending = self.txn_offsets.entry(pid).or_default().entry(group.to_string()).or_default();
+        for (tp, offset, leader_epoch, metadata) in offsets {
+            pending.insert(tp.clone(), CommittedOffset { offset: *offset, leader_epoch: *leader_epoch, metadata: metadata.clone() });
+        }
+        self.trace.emit(|| format!("group {group} txn offsets pending pid={pid} {}", offsets.iter().map(|(tp, o, _, _)| format!("{tp}={o}")).collect::<Vec<_>>().join(" ")));
+    }
+
+    /// Producer `pid`'s transaction ended with a marker in offsets partition `partition`
+    /// (replicated): its pending offsets for that partition's groups become committed on
+    /// COMMIT and are dropped on ABORT.
+    pub fn complete_txn_offsets(&mut self, partition: i32, pid: i64, commit: bool) {
+        let n = self.config.offsets_partitions;
+        let Some(by_group) = self.txn_offsets.get_mut(&pid) else { return };
+        let groups: Vec<String> = by_group.keys().filter(|g| super::coordinator::partition_for(g, n) == partition).cloned().collect();
+        let mut moved = Vec::new();
+        for g in groups {
+            let offsets = by_group.remove(&g).unwrap_or_default();
+            moved.push((g, offsets));
+        }
+        if by_group.is_empty() {
+            self.txn_offsets.remove(&pid);
+        }
+        for (group, offsets) in moved {
+            let list: Vec<String> = offsets.iter().map(|(tp, c)| format!("{tp}={}", c.offset)).collect();
+            self.trace.emit(|| format!("group {group} txn offsets pid={pid} {} {}", if commit { "committed" } else { "aborted" }, list.join(" ")));
+            if commit && self.is_loaded(partition) {
+                let g = self.group_or_create(0, &group);
+                g.offsets.extend(offsets);
+            }
+        }
+    }
+
+    /// Whether `group` has transactional offsets not yet decided for `tp` (an OffsetFetch
+    /// asking for stable offsets gets UNSTABLE_OFFSET_COMMIT meanwhile, KIP-447).
+    pub fn has_pending_txn_offset(&self, group: &str, tp: &TopicPartition) -> bool {
+        self.txn_offsets.values().any(|by_group| by_group.get(group).is_some_and(|o| o.contains_key(tp)))
+    }
+
     /// OffsetFetch: (offset, leader epoch, metadata) per partition; `None` asks for every
     /// partition with a committed offset. A partition without one answers offset -1 (epoch -1,
     /// empty metadata). Loading is synchronous, so COORDINATOR_LOAD_IN_PROGRESS never happens.

@@ -287,6 +287,27 @@ impl Log {
         records: &[u8],
         leader_epoch: i32,
     ) -> Result<AppendInfo, LogError> {
+        self.append_leader(records, leader_epoch, true)
+    }
+
+    /// A group coordinator's append (Kafka's `AppendOrigin.COORDINATOR`): like
+    /// `append_as_leader` but without sequence checks, which only client batches carry. Used
+    /// for a transaction's offset commits, written with the producer's id and epoch so that
+    /// the transaction's marker settles them.
+    pub fn append_as_coordinator(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+    ) -> Result<AppendInfo, LogError> {
+        self.append_leader(records, leader_epoch, false)
+    }
+
+    fn append_leader(
+        &mut self,
+        records: &[u8],
+        leader_epoch: i32,
+        check_sequences: bool,
+    ) -> Result<AppendInfo, LogError> {
         let leo = self.log_end_offset();
         let batches = checked_batches(records, leo)?;
         for (h, _) in &batches {
@@ -300,8 +321,10 @@ impl Log {
                 ));
             }
         }
-        if let Some(dup) = self.check_producers(&batches)? {
-            return Ok(dup);
+        if check_sequences {
+            if let Some(dup) = self.check_producers(&batches)? {
+                return Ok(dup);
+            }
         }
         let mut stamped = records.to_vec();
         let mut headers = Vec::with_capacity(batches.len());

@@ -24,6 +24,11 @@ pub const SUPPORTED_APIS: ApiTable = &[
     (ApiKey::LeaveGroup, 3, 5),
     (ApiKey::OffsetCommit, 2, 8),
     (ApiKey::OffsetFetch, 1, 7),
+    (ApiKey::AddPartitionsToTxn, 0, 5),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 5),
+    (ApiKey::WriteTxnMarkers, 1, 1),
+    (ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 /// What a controller serves: the other voters run the quorum (Vote, BeginQuorumEpoch,

@@ -143,6 +143,16 @@ pub struct CommitRecord {
     pub offsets: Vec<(Tp, i64)>,
 }
 
+/// A transaction as its producer was told it ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnRecord {
+    pub op: u64,
+    pub time_ms: u64,
+    pub process: String,
+    pub kind: OpKind,
+    pub value: crate::history::TxnValue,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct HistoryIndex {
     pub sends: Vec<SendRecord>,
@@ -154,6 +164,8 @@ pub struct HistoryIndex {
     pub deliveries: Vec<Delivery>,
     /// Ok commits in history order of their completions.
     pub commits: Vec<CommitRecord>,
+    /// Completed transactions (`txn` ops), in history order of their completions.
+    pub txns: Vec<TxnRecord>,
     /// Time of the last op; 0 for an empty history.
     pub end_ms: u64,
     sends_by_value: BTreeMap<String, Vec<usize>>,
@@ -217,6 +229,10 @@ impl HistoryIndex {
     fn add_completion(&mut self, op: &Op, send: Option<usize>, last_read: &mut LastRead) {
         if let (Some(i), Some(v)) = (send, op.value.as_send()) {
             return self.complete_send(op, i, v);
+        }
+        if let OpValue::Txn(t) = &op.value {
+            self.txns.push(TxnRecord { op: op.index, time_ms: op.time_ms, process: op.process.clone(), kind: op.kind, value: t.clone() });
+            return;
         }
         if op.kind != OpKind::Ok {
             return;

@@ -15,6 +15,7 @@
 //! - `nonmonotonic_poll`: `nonmonotonic-poll`, a consumer read a partition backwards
 //! - `redelivery`: `redelivery`, a record processed more than once by a group
 //! - `lost_delivery`: `lost-delivery`, a record below a group's final commit never processed
+//! - `torn_transaction`: `torn-transaction`, a committed transaction only partly read
 
 pub mod aborted_read;
 pub mod anomaly;
@@ -28,6 +29,7 @@ pub mod poll_skip;
 pub mod redelivery;
 pub mod reorder;
 pub mod stuck_producer;
+pub mod torn_transaction;
 pub mod unseen;
 
 pub use anomaly::{sort_anomalies, Anomaly};
@@ -50,6 +52,7 @@ pub const CHECKERS: &[(&str, Checker)] = &[
     (nonmonotonic_poll::KIND, nonmonotonic_poll::check),
     (redelivery::KIND, redelivery::check),
     (lost_delivery::KIND, lost_delivery::check),
+    (torn_transaction::KIND, torn_transaction::check),
 ];
 
 /// The anomaly kinds these checkers can report (names from SCENARIOS.md).
@@ -65,6 +68,7 @@ pub const CHECKER_NAMES: &[&str] = &[
     nonmonotonic_poll::KIND,
     redelivery::KIND,
     lost_delivery::KIND,
+    torn_transaction::KIND,
 ];
 
 /// Builds the index once, runs every checker whose name is not in `disabled`, and returns

@@ -123,6 +123,9 @@ impl Emitter {
         if c.start_ms > 0 {
             self.kv("start_ms", int(c.start_ms));
         }
+        if let Some(out) = &c.output_topic {
+            self.kv("output_topic", out.as_str());
+        }
         self.config("[consumers.config]", &c.config);
     }
 

@@ -55,6 +55,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "commit",
     "threads",
     "start_ms",
+    "output_topic",
     "config",
 ];
 const NEMESIS_KEYS: &[&str] = &["kinds", "interval_ms", "duration_ms", "targets"];
@@ -287,6 +288,7 @@ fn read_consumer(mut s: Section) -> Result<ConsumerSpec> {
         commit: commit.unwrap_or(CommitMode::Auto),
         threads: s.u32("threads", 0)?.unwrap_or(0),
         start_ms: s.uint("start_ms", 0)?.unwrap_or(0),
+        output_topic: s.string("output_topic")?,
         config: config::read(s.file(), &s.path("config"), table, Scope::Consumer)?,
     })
 }

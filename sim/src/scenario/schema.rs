@@ -142,6 +142,9 @@ pub struct ConsumerSpec {
     pub threads: u32,
     /// When the instances start, in simulated ms (default 0).
     pub start_ms: u64,
+    /// With `commit = "transactional"`: the topic each processed record is written to, in the
+    /// same transaction as the consumed offsets (consume-transform-produce).
+    pub output_topic: Option<String>,
     pub config: BTreeMap<String, ConfigValue>,
 }
 

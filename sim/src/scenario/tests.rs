@@ -379,6 +379,7 @@ name = "c"
 group = "g"
 topics = ["t.1"]
 commit = "transactional"
+output_topic = "t.1"
 [nemesis]
 kinds = ["partition-oneway", "disk-loss"]
 interval_ms = [10, 20]

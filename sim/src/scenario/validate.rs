@@ -209,6 +209,18 @@ fn check_consumer(s: &Scenario, i: usize, c: &ConsumerSpec) -> Result<()> {
         );
         return Err(error(s, format!("{at}.commit"), expected));
     }
+    match (&c.output_topic, c.commit == CommitMode::Transactional) {
+        (Some(out), true) => check_topic_declared(s, &format!("{at}.output_topic"), out)?,
+        (None, true) => {
+            let expected = "a topic to write to (required with commit = \"transactional\"), but the key is missing";
+            return Err(error(s, format!("{at}.output_topic"), expected));
+        }
+        (Some(_), false) => {
+            let expected = format!("no output_topic unless commit = \"transactional\" (commit is {:?})", c.commit.name());
+            return Err(error(s, format!("{at}.output_topic"), expected));
+        }
+        (None, false) => {}
+    }
     let auto_commit = c
         .config
         .get("enable.auto.commit")

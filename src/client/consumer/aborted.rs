@@ -5,10 +5,6 @@
 //! and stops being so at its ABORT marker; its transactional records in between are dropped.
 //! Control records (markers) are never returned. Pure.
 
-// The fetch path adopts this with `isolation.level=read_committed`; until then only the tests
-// below use it.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::collections::{BTreeSet, VecDeque};
 
 use kafka_protocol::records::Record;

@@ -91,6 +91,9 @@ pub struct GroupSettings {
     pub retry_backoff_ms: u64,
     /// `default.api.timeout.ms`: how long a sync commit keeps retrying.
     pub default_api_timeout_ms: u64,
+    /// OffsetFetch asks for stable offsets (KIP-447: a read_committed consumer waits while a
+    /// transaction that commits offsets for a partition is undecided).
+    pub require_stable: bool,
 }
 
 struct MemberState {
@@ -169,6 +172,10 @@ impl GroupMember {
         if let Some(l) = listener {
             l(event);
         }
+    }
+
+    pub fn group_id(&self) -> &str {
+        &self.settings.group_id
     }
 
     pub fn generation(&self) -> i32 {
@@ -422,7 +429,10 @@ impl GroupMember {
             .into_iter()
             .map(|(t, ps)| OffsetFetchRequestTopic::default().with_name(TopicName(StrBytes::from_string(t.to_string()))).with_partition_indexes(ps))
             .collect();
-        let req = OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_string(self.settings.group_id.clone()))).with_topics(Some(topics));
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(self.settings.group_id.clone())))
+            .with_topics(Some(topics))
+            .with_require_stable(self.settings.require_stable);
         let resp = match self.call(ApiKey::OffsetFetch, OFFSET_FETCH_VERSION, RequestKind::OffsetFetch(req), self.settings.request_timeout_ms).await {
             Ok(ResponseKind::OffsetFetch(r)) => r,
             Ok(_) => return Err("expected OffsetFetch".into()),

@@ -166,6 +166,7 @@ impl Consumer {
                 connection_setup_timeout_ms: config.connection_setup_timeout_ms,
                 retry_backoff_ms: config.retry_backoff_ms,
                 default_api_timeout_ms: config.default_api_timeout_ms,
+                require_stable: config.isolation_level == 1,
             };
             GroupMember::new(net.clone(), bootstrap.clone(), config.client_id.clone(), settings)
         });
@@ -208,6 +209,13 @@ impl Consumer {
         self.positions.get(tp).copied().flatten()
     }
 
+    /// The group membership to hand to `Producer::send_offsets_to_transaction` (None without a
+    /// group).
+    pub fn group_metadata(&self) -> Option<crate::client::GroupMetadata> {
+        let g = self.group.as_ref()?;
+        Some(crate::client::GroupMetadata { group_id: g.group_id().to_string(), generation_id: g.generation(), member_id: g.member_id() })
+    }
+
     /// Why the last attempt to join the group failed, if it did.
     pub fn last_error(&self) -> Option<&str> {
         self.last_error.as_deref()
@@ -216,6 +224,14 @@ impl Consumer {
     /// The current assignment.
     pub fn assignment(&self) -> Vec<TopicPartition> {
         self.positions.keys().cloned().collect()
+    }
+
+    /// Forgets every position, so the next poll starts again from the group's committed
+    /// offsets (what an application does after aborting a transaction it consumed into).
+    pub fn rewind_to_committed(&mut self) {
+        for p in self.positions.values_mut() {
+            *p = None;
+        }
     }
 
     /// Moves the position of an assigned partition.
@@ -515,11 +531,16 @@ impl Consumer {
                 let mut buf = records.clone();
                 let sets = RecordBatchDecoder::decode_all(&mut buf).map_err(|e| ClientError::Protocol(format!("{tp}: {e}")))?;
                 let mut pos = self.position(&tp).unwrap_or(0);
+                // read_committed: Kafka's filter over the aborted transactions the broker listed
+                // (it runs over every record, below the position too, to track its state).
+                let mut aborted = (self.config.isolation_level == 1)
+                    .then(|| aborted::AbortedFilter::new(pd.aborted_transactions.iter().flatten().map(|a| (a.producer_id.0, a.first_offset))));
                 for r in sets.iter().flat_map(|s| s.records.iter()) {
+                    let keep = aborted.as_mut().is_none_or(|f| f.keep(r));
                     if r.offset < pos {
                         continue;
                     }
-                    if !r.control {
+                    if !r.control && keep {
                         if out.len() >= self.config.max_poll_records {
                             break;
                         }

@@ -3,7 +3,7 @@
 //! batches are waiting, which are ready to drain to which leader, and which sequence numbers
 //! they carry. No I/O: the sender asks, then talks to the network.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use bytes::Bytes;
 use tokio::sync::oneshot;
@@ -108,6 +108,15 @@ pub(crate) struct Accumulator {
     pub in_flight_by_tp: BTreeMap<TopicPartition, usize>,
     /// A `send` waits for a topic's partition count.
     pub metadata_wanted: bool,
+    /// Transactional producers only: the partitions the coordinator has in the current
+    /// transaction. A partition's batches are drained only once it is in this set.
+    pub txn_added: Option<BTreeSet<TopicPartition>>,
+    /// Partitions with queued batches that are not in the transaction yet (AddPartitionsToTxn).
+    pub txn_wanted: BTreeSet<TopicPartition>,
+    /// The first error that makes the current transaction abortable (a failed send).
+    pub txn_abortable: Option<String>,
+    /// A transaction is being aborted: nothing new is drained.
+    pub txn_aborting: bool,
 }
 
 impl Accumulator {
@@ -126,7 +135,44 @@ impl Accumulator {
             in_flight_by_node: BTreeMap::new(),
             in_flight_by_tp: BTreeMap::new(),
             metadata_wanted: false,
+            txn_added: None,
+            txn_wanted: BTreeSet::new(),
+            txn_abortable: None,
+            txn_aborting: false,
         }
+    }
+
+    /// Starts sequences again (a new producer id or epoch from the transaction coordinator).
+    pub fn reset_sequences(&mut self) {
+        self.seqs.clear();
+    }
+
+    /// Takes every queued (not in-flight) batch out, to be failed: the transaction is aborted.
+    pub fn take_queued(&mut self) -> Vec<Batch> {
+        let batches: Vec<Batch> = self.queues.values_mut().flat_map(|q| q.drain(..)).collect();
+        for b in &batches {
+            self.release(b);
+        }
+        batches
+    }
+
+    /// Takes the queued batches of `tps` out, to be failed.
+    pub fn take_queued_of(&mut self, tps: &[TopicPartition]) -> Vec<Batch> {
+        let mut batches = Vec::new();
+        for tp in tps {
+            if let Some(q) = self.queues.get_mut(tp) {
+                batches.extend(q.drain(..));
+            }
+        }
+        for b in &batches {
+            self.release(b);
+        }
+        batches
+    }
+
+    /// Batches in flight, over all partitions.
+    pub fn in_flight(&self) -> usize {
+        self.in_flight_by_tp.values().sum()
     }
 
     pub fn has_room(&self, size: usize) -> bool {
@@ -281,7 +327,12 @@ impl Accumulator {
 
     /// KIP-360 for a producer without `transactional.id`: a local epoch bump. Queued batches
     /// lose their sequences and get new ones, from 0, under the new epoch.
+    /// A transactional producer never bumps locally: its transaction becomes abortable and the
+    /// coordinator gives the next epoch.
     pub fn bump_epoch_if_needed(&mut self) -> bool {
+        if self.txn_added.is_some() {
+            return false;
+        }
         if !self.needs_bump || self.in_flight_by_tp.values().any(|c| *c > 0) {
             return false;
         }
@@ -317,6 +368,17 @@ impl Accumulator {
             let producer = self.producer;
             if idempotent && producer.is_none() {
                 continue;
+            }
+            if self.txn_aborting {
+                continue;
+            }
+            if let Some(added) = &self.txn_added {
+                if !added.contains(&tp) {
+                    // The coordinator must know the partition before its first batch
+                    // (AddPartitionsToTxn), so that the transaction's markers reach it.
+                    self.txn_wanted.insert(tp.clone());
+                    continue;
+                }
             }
             if !node_ready(leader, &addr) {
                 continue;

@@ -15,6 +15,7 @@
 
 mod accumulator;
 mod sender;
+mod transactions;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -28,6 +29,7 @@ use crate::seam::{Clock, Network};
 
 use accumulator::{Accumulator, PendingRecord};
 use sender::Sender;
+pub use transactions::{GroupMetadata, TxnError, TxnErrorKind};
 
 /// `acks`
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,10 @@ pub struct ProducerConfig {
     /// as retriable and resend the batch with new sequence numbers (the client bug of KAFKA.md
     /// §3 row 18). Off in every real Kafka client.
     pub resequence_on_out_of_order: bool,
+    /// `transactional.id` (default none): makes the producer transactional.
+    pub transactional_id: Option<String>,
+    /// `transaction.timeout.ms` (default 60000): the coordinator aborts a transaction open longer.
+    pub transaction_timeout_ms: u64,
 }
 
 impl Default for ProducerConfig {
@@ -98,6 +104,8 @@ impl Default for ProducerConfig {
             max_in_flight: 5,
             enable_idempotence: true,
             resequence_on_out_of_order: false,
+            transactional_id: None,
+            transaction_timeout_ms: 60_000,
         }
     }
 }
@@ -111,6 +119,9 @@ impl ProducerConfig {
         }
         if self.batch_size == 0 {
             return Err("batch.size must be at least 1".into());
+        }
+        if self.transactional_id.is_some() && !self.enable_idempotence {
+            return Err("transactional.id requires enable.idempotence=true".into());
         }
         if self.enable_idempotence {
             if self.acks != Acks::All {
@@ -156,6 +167,8 @@ impl Delivery {
 /// What the sender and `send` share.
 pub(crate) struct Shared {
     pub acc: RefCell<Accumulator>,
+    /// The transaction coordinator connection (transactional producers).
+    pub txn: RefCell<transactions::TxnLink>,
     /// Wakes the sender: a record was appended, a request completed.
     pub wake: Notify,
     /// Wakes blocked `send`s: buffer space was freed.
@@ -167,6 +180,8 @@ pub struct Producer {
     clock: Rc<dyn Clock>,
     config: ProducerConfig,
     sender: JoinHandle<()>,
+    net: Rc<dyn Network>,
+    bootstrap: Vec<String>,
 }
 
 impl Producer {
@@ -174,16 +189,24 @@ impl Producer {
     /// pass [`ProducerConfig::validate`].
     pub fn new(net: Rc<dyn Network>, clock: Rc<dyn Clock>, bootstrap: Vec<String>, config: ProducerConfig) -> Producer {
         debug_assert!(config.validate().is_ok(), "{:?}", config.validate());
-        let shared = Rc::new(Shared { acc: RefCell::new(Accumulator::new(config.clone())), wake: Notify::new(), space: Notify::new() });
-        let sender = Sender::new(net, bootstrap, config.clone(), shared.clone());
+        let mut acc = Accumulator::new(config.clone());
+        if config.transactional_id.is_some() {
+            acc.txn_added = Some(Default::default());
+        }
+        let txn = RefCell::new(transactions::TxnLink::default());
+        let shared = Rc::new(Shared { acc: RefCell::new(acc), txn, wake: Notify::new(), space: Notify::new() });
+        let sender = Sender::new(net.clone(), bootstrap.clone(), config.clone(), shared.clone());
         let sender = tokio::task::spawn_local(sender.run());
-        Producer { shared, clock, config, sender }
+        Producer { shared, clock, config, sender, net, bootstrap }
     }
 
     /// Appends a record to its partition's batch; waits (at most `max.block.ms`) while the
     /// accumulator holds `buffer.memory` bytes. The returned [`Delivery`] resolves when the
     /// batch completes.
     pub async fn send(&self, topic: &str, key: Option<Bytes>, value: Bytes) -> Result<Delivery, SendError> {
+        if self.config.transactional_id.is_some() && !self.in_transaction() {
+            return Err(SendError { definite: true, partition: None, message: "a transactional producer sends only inside a transaction".into() });
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_millis(self.config.max_block_ms);
         let size = accumulator::record_size(key.as_ref(), &value);
         loop {

@@ -72,12 +72,19 @@ impl Sender {
                 }
                 wake_at(due);
             }
-            if self.config.enable_idempotence && self.shared.acc.borrow().producer.is_none() {
+            if self.config.enable_idempotence && self.config.transactional_id.is_none() && self.shared.acc.borrow().producer.is_none() {
                 match self.init_producer_id().await {
                     Ok(p) => self.shared.acc.borrow_mut().producer = Some(p),
                     Err(_) => tokio::time::sleep(self.backoff()).await,
                 }
                 continue;
+            }
+
+            if self.config.transactional_id.is_some() && !self.shared.acc.borrow().txn_wanted.is_empty() {
+                super::transactions::add_wanted_partitions(&self.net, &self.bootstrap, &self.config, &self.shared).await;
+                if let Some(t) = self.shared.txn.borrow().add_retry_at() {
+                    wake_at(t);
+                }
             }
 
             let expired = self.shared.acc.borrow_mut().expire(now);
@@ -103,6 +110,13 @@ impl Sender {
             }
             for (node, batches) in ready {
                 self.send_produce(node, batches);
+            }
+            if !self.shared.acc.borrow().txn_wanted.is_empty() {
+                // Partitions wait for AddPartitionsToTxn: go again now, or at its retry time.
+                match self.shared.txn.borrow().add_retry_at() {
+                    Some(t) if t > now => wake_at(t),
+                    _ => continue,
+                }
             }
             let sleep = async {
                 match wake {
@@ -221,24 +235,25 @@ impl Sender {
 fn produce_request(config: &ProducerConfig, batches: &[Batch]) -> RequestKind {
     let mut topics: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
     for b in batches {
-        topics.entry(b.tp.topic.as_str()).or_default().push(PartitionProduceData::default().with_index(b.tp.partition).with_records(Some(encode_batch(b))));
+        topics.entry(b.tp.topic.as_str()).or_default().push(PartitionProduceData::default().with_index(b.tp.partition).with_records(Some(encode_batch(b, config.transactional_id.is_some()))));
     }
     let topic_data = topics
         .into_iter()
         .map(|(name, parts)| TopicProduceData::default().with_name(TopicName(StrBytes::from_string(name.to_string()))).with_partition_data(parts))
         .collect();
     let timeout = i32::try_from(config.request_timeout_ms).unwrap_or(i32::MAX);
-    RequestKind::Produce(ProduceRequest::default().with_acks(config.acks.wire()).with_timeout_ms(timeout).with_topic_data(topic_data))
+    let txn_id = config.transactional_id.clone().map(|t| kafka_protocol::messages::TransactionalId(StrBytes::from_string(t)));
+    RequestKind::Produce(ProduceRequest::default().with_transactional_id(txn_id).with_acks(config.acks.wire()).with_timeout_ms(timeout).with_topic_data(topic_data))
 }
 
-fn encode_batch(b: &Batch) -> bytes::Bytes {
+fn encode_batch(b: &Batch, transactional: bool) -> bytes::Bytes {
     let (pid, epoch, base) = b.sequence.map_or((-1, -1, -1), |s| (s.producer_id, s.epoch, s.base));
     let records: Vec<Record> = b
         .records
         .iter()
         .enumerate()
         .map(|(i, r)| Record {
-            transactional: false,
+            transactional,
             control: false,
             delete_horizon: false,
             partition_leader_epoch: -1,
@@ -302,6 +317,9 @@ fn complete(shared: &Shared, config: &ProducerConfig, node: BrokerId, batches: V
                     acc.release(&batch);
                     let why = if expired { "delivery.timeout.ms passed" } else { "retries exhausted" };
                     let attempts = batch.attempts;
+                    if acc.txn_added.is_some() {
+                        acc.txn_abortable.get_or_insert_with(|| format!("{why}: {message}"));
+                    }
                     batch.fail(false, format!("{why} after {attempts} attempts: {message}"));
                 } else {
                     acc.requeue(batch, now);
@@ -309,6 +327,9 @@ fn complete(shared: &Shared, config: &ProducerConfig, node: BrokerId, batches: V
             }
             Verdict::Fail { maybe_written, message } => {
                 acc.release(&batch);
+                if acc.txn_added.is_some() {
+                    acc.txn_abortable.get_or_insert_with(|| message.clone());
+                }
                 batch.fail(maybe_written, message);
             }
         }
