@@ -388,4 +388,20 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!((found[0].kind.as_str(), found[0].partition), ("no-leader", 1));
     }
+
+    #[test]
+    fn an_lso_that_does_not_move_below_the_hw_past_the_limit_is_stuck() {
+        let mut inv = Invariants::default();
+        let mut s = snap(true, 1, 10);
+        s.lso = 4;
+        let snaps = |s: &PartitionSnapshot| BTreeMap::from([("broker-0".to_string(), vec![s.clone()])]);
+        inv.observe(1_000, &snaps(&s), |_| 0);
+        inv.observe(20_000, &snaps(&s), |_| 0);
+        assert!(inv.check_lso(20_000, &snaps(&s), 30_000).is_empty(), "within the limit");
+        let stuck = inv.check_lso(40_000, &snaps(&s), 30_000);
+        assert_eq!((stuck.len(), stuck[0].kind.as_str()), (1, "stuck-lso"));
+        s.lso = 6; // it moved: the clock starts again
+        inv.observe(41_000, &snaps(&s), |_| 0);
+        assert!(inv.check_lso(60_000, &snaps(&s), 30_000).is_empty());
+    }
 }

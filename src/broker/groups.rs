@@ -193,16 +193,9 @@ impl BrokerCore {
 
     pub(super) fn handle_offset_commit(&mut self, now_ms: u64, ctx: RequestCtx, req: OffsetCommitRequest) -> Handled {
         let group = req.group_id.to_string();
-        let offsets: Vec<CommitOffset> = req
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions.iter().map(move |p| {
-                    let metadata = p.committed_metadata.as_ref().map(ToString::to_string).unwrap_or_default();
-                    (TopicPartition::new(t.name.as_str(), p.partition_index), p.committed_offset, p.committed_leader_epoch, metadata)
-                })
-            })
-            .collect();
+        let offsets = commit_offsets(req.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(move |p| (t.name.as_str(), p.partition_index, p.committed_offset, p.committed_leader_epoch, p.committed_metadata.as_ref()))
+        }));
         let check = match self.group_coordinator_check(&group) {
             Some(e) => Err(e),
             None => self.groups.validate_offset_commit(now_ms, &group, req.member_id.as_str(), req.generation_id_or_member_epoch),
@@ -311,6 +304,12 @@ impl BrokerCore {
             self.trace.emit(|| format!("groups-unloaded {tp}"));
         }
     }
+}
+
+/// The offsets of an OffsetCommit or TxnOffsetCommit: (topic, partition, offset, leader
+/// epoch, metadata) per partition.
+pub(super) fn commit_offsets<'a>(parts: impl Iterator<Item = (&'a str, i32, i64, i32, Option<&'a StrBytes>)>) -> Vec<CommitOffset> {
+    parts.map(|(topic, partition, offset, epoch, metadata)| (TopicPartition::new(topic, partition), offset, epoch, metadata.map(ToString::to_string).unwrap_or_default())).collect()
 }
 
 pub(super) fn commit_response(offsets: &[CommitOffset], error: Option<ResponseError>) -> OffsetCommitResponse {

@@ -597,16 +597,9 @@ impl BrokerCore {
 
     pub(super) fn handle_txn_offset_commit(&mut self, now_ms: u64, ctx: RequestCtx, req: TxnOffsetCommitRequest) -> Handled {
         let group = req.group_id.to_string();
-        let offsets: Vec<CommitOffset> = req
-            .topics
-            .iter()
-            .flat_map(|t| {
-                t.partitions.iter().map(move |p| {
-                    let metadata = p.committed_metadata.as_ref().map(ToString::to_string).unwrap_or_default();
-                    (TopicPartition::new(t.name.as_str(), p.partition_index), p.committed_offset, p.committed_leader_epoch, metadata)
-                })
-            })
-            .collect();
+        let offsets = super::groups::commit_offsets(req.topics.iter().flat_map(|t| {
+            t.partitions.iter().map(move |p| (t.name.as_str(), p.partition_index, p.committed_offset, p.committed_leader_epoch, p.committed_metadata.as_ref()))
+        }));
         let (pid, epoch) = (req.producer_id.0, req.producer_epoch);
         let check = match self.group_coordinator_check(&group) {
             Some(e) => Err(e),

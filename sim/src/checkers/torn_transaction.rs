@@ -48,3 +48,45 @@ pub fn check(idx: &HistoryIndex) -> Vec<Anomaly> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{OpFn, OpValue, TxnValue};
+    use crate::testkit::Run;
+
+    fn txn(r: &mut Run, values: &[&str], kind: OpKind) {
+        let value = TxnValue { transactional_id: "p-0".into(), txn: 0, commit: true, values: values.iter().map(|v| v.to_string()).collect() };
+        let id = r.history.invoke(100, "p-0", OpFn::Txn, OpValue::Txn(value.clone()));
+        r.history.complete(id, 101, kind, OpValue::Txn(value), None);
+    }
+
+    #[test]
+    fn a_committed_transaction_read_in_part_past_its_missing_record_is_torn() {
+        let mut r = Run::new();
+        let a = r.send_ok("p-0", 0, 0, 0);
+        let b = r.send_ok("p-0", 1, 0, 1);
+        let c = r.send_ok("p-0", 2, 0, 2);
+        txn(&mut r, &[&a, &b], OpKind::Ok);
+        r.poll("c-0", &[(0, 0, &a), (0, 2, &c)]);
+        let found = r.check(check);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].kind.as_str(), found[0].offsets.clone()), (KIND, vec![1]));
+    }
+
+    #[test]
+    fn whole_unread_or_undecided_transactions_are_not_torn() {
+        let mut r = Run::new();
+        let a = r.send_ok("p-0", 0, 0, 0);
+        let b = r.send_ok("p-0", 1, 0, 1);
+        txn(&mut r, &[&a, &b], OpKind::Info);
+        r.poll("c-0", &[(0, 0, &a)]);
+        assert!(r.check(check).is_empty(), "an undecided transaction may be partly visible to nobody's knowledge");
+        let mut r = Run::new();
+        let a = r.send_ok("p-0", 0, 0, 0);
+        let b = r.send_ok("p-0", 1, 0, 1);
+        txn(&mut r, &[&a, &b], OpKind::Ok);
+        r.poll("c-0", &[(0, 0, &a)]);
+        assert!(r.check(check).is_empty(), "nobody read past the missing record yet: unseen, not torn");
+    }
+}

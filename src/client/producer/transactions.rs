@@ -110,7 +110,8 @@ enum Step<T> {
     Fail(TxnError),
 }
 
-fn classify_coordinator_error(err: ResponseError) -> Step<()> {
+/// What a coordinator error means for the call: retry (maybe elsewhere) or give up.
+fn classify_coordinator_error<T>(err: ResponseError) -> Step<T> {
     use ResponseError::*;
     match err {
         CoordinatorNotAvailable | NotCoordinator => Step::Retry { forget: true },
@@ -200,11 +201,7 @@ impl Producer {
                 let ResponseKind::InitProducerId(r) = resp else { return Step::Fail(TxnError::new(TxnErrorKind::Fatal, "expected InitProducerId")) };
                 match ResponseError::try_from_code(r.error_code) {
                     None => Step::Done((r.producer_id.0, r.producer_epoch)),
-                    Some(e) => match classify_coordinator_error(e) {
-                        Step::Done(()) => unreachable!(),
-                        Step::Retry { forget } => Step::Retry { forget },
-                        Step::Fail(f) => Step::Fail(f),
-                    },
+                    Some(e) => classify_coordinator_error(e),
                 }
             })
             .await?;
@@ -402,11 +399,7 @@ impl Producer {
                     let ResponseKind::EndTxn(r) = resp else { return Step::Fail(TxnError::new(TxnErrorKind::Fatal, "expected EndTxn")) };
                     match ResponseError::try_from_code(r.error_code) {
                         None => Step::Done((r.producer_id.0, r.producer_epoch)),
-                        Some(e) => match classify_coordinator_error(e) {
-                            Step::Done(()) => unreachable!(),
-                            Step::Retry { forget } => Step::Retry { forget },
-                            Step::Fail(f) => Step::Fail(f),
-                        },
+                        Some(e) => classify_coordinator_error(e),
                     }
                 })
                 .await
@@ -504,7 +497,7 @@ pub(crate) async fn add_wanted_partitions(net: &Rc<dyn Network>, bootstrap: &[St
                 let code = r.results_by_topic_v3_and_below.iter().flat_map(|t| t.results_by_partition.iter()).map(|p| p.partition_error_code).find(|c| *c != 0).unwrap_or(0);
                 match ResponseError::try_from_code(if r.error_code != 0 { r.error_code } else { code }) {
                     None => Ok(()),
-                    Some(e) => match classify_coordinator_error(e) {
+                    Some(e) => match classify_coordinator_error::<()>(e) {
                         Step::Retry { forget } => Err((forget, format!("{e:?}"))),
                         Step::Fail(f) => {
                             if f.kind == TxnErrorKind::Fatal {
