@@ -222,3 +222,16 @@ fn single_step_truncation_diverges_where_the_iterative_walk_does_not() {
     let truncations = |o: &sim::run::SeedOutcome| -> Vec<String> { o.trace.lines().iter().filter(|l| l.contains("truncate orders/0")).cloned().collect() };
     assert_ne!(truncations(&o), truncations(&n));
 }
+
+#[test]
+fn a_producer_whose_partition_goes_offline_retries_once_it_has_a_leader_again() {
+    // Seed 31 of the exactly-once scenario: out/0's only in-sync replica crashes, the partition
+    // has no leader for a while, and the transactional producer holds a batch for it. The
+    // sender used to wait for the delivery timeout (120 s) instead of asking for metadata
+    // again, so its transaction never finished and its input partitions were never consumed.
+    let s = load("exactly_once_consume_transform_produce_under_crashes.toml");
+    let o = run_seed(&s, 31).expect("runs");
+    assert!(o.trace.lines().iter().any(|l| l.contains("change out/0 leader=Some(-1)")), "the seed still takes out/0 offline");
+    assert!(o.failure.is_none(), "{:?}", o.failure);
+    assert!(o.anomalies.is_empty(), "{:?}", o.anomalies.iter().map(|a| format!("{} {}/{}", a.kind, a.topic, a.partition)).collect::<Vec<_>>());
+}

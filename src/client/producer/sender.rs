@@ -105,6 +105,12 @@ impl Sender {
             if let Some(t) = next_check {
                 wake_at(t);
             }
+            if self.shared.acc.borrow().metadata_stale {
+                // A partition without a known leader: ask again after the backoff (Kafka's
+                // sender requests a metadata update for unknown leaders). Nothing else would
+                // wake this loop before the delivery timeout.
+                wake_at(self.last_metadata_attempt.map_or(now, |t| t + self.backoff()));
+            }
             if let Some(t) = self.shared.acc.borrow().next_expiry() {
                 wake_at(t);
             }
