@@ -43,12 +43,12 @@ impl FaultPlayer {
             match phase {
                 Phase::Start => {
                     let sides = resolve(&self.faults[i], world);
-                    apply(self.faults[i].action, &sides, world);
+                    apply(&self.faults[i], self.faults[i].action, &sides, world);
                     self.resolved[i] = Some(sides);
                 }
                 Phase::Heal => {
                     if let (Some(sides), Some(heal)) = (&self.resolved[i], self.faults[i].action.healed_by()) {
-                        apply(heal, sides, world);
+                        apply(&self.faults[i], heal, sides, world);
                     }
                 }
             }
@@ -56,7 +56,7 @@ impl FaultPlayer {
     }
 }
 
-fn apply(action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world: &mut World<'_>) {
+fn apply(f: &FaultSpec, action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world: &mut World<'_>) {
     match action {
         FaultKind::Crash => targets.iter().for_each(|n| world.crash(n)),
         FaultKind::Kill => targets.iter().for_each(|n| world.kill(n)),
@@ -69,6 +69,8 @@ fn apply(action: FaultKind, (targets, peers): &(Vec<String>, Vec<String>), world
         FaultKind::Release => world.release(targets, peers),
         FaultKind::Pause => targets.iter().for_each(|n| world.pause(n)),
         FaultKind::Resume => targets.iter().for_each(|n| world.resume(n)),
+        FaultKind::HoldRequest => world.hold_request(targets, peers, f.api.as_deref().expect("validated: hold-request has an api")),
+        FaultKind::ReleaseRequest => world.release_requests(targets),
         // `support::check_supported` refuses every other action before a run starts.
         other => unreachable!("fault {} passed the support check", other.name()),
     }
@@ -100,7 +102,6 @@ fn resolve_target(t: &Target, world: &World<'_>) -> Vec<String> {
         Target::Leader { topic, partition } => world.current_leader(topic, *partition as i32).into_iter().collect(),
         Target::Followers { topic, partition } => world.current_followers(topic, *partition as i32),
         Target::Coordinator { group } => world.current_coordinator(group).into_iter().collect(),
-        // Refused by `support::check_supported`.
-        other => unreachable!("target {other} passed the support check"),
+        Target::TxnCoordinator { producer, index } => world.current_txn_coordinator(&format!("{producer}-{index}")).into_iter().collect(),
     }
 }

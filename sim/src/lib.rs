@@ -17,6 +17,7 @@ pub mod history;
 pub mod invariants;
 pub mod nemesis;
 pub mod report;
+pub mod request_hold;
 pub mod run;
 pub mod scenario;
 pub mod support;

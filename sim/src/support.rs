@@ -26,6 +26,8 @@ const FAULTS_SUPPORTED: &[FaultKind] = &[
     FaultKind::DiskLoss,
     FaultKind::Pause,
     FaultKind::Resume,
+    FaultKind::HoldRequest,
+    FaultKind::ReleaseRequest,
 ];
 /// What the random nemesis can draw (each heals itself after its drawn duration).
 const NEMESIS_KINDS: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Partition, FaultKind::PartitionOneway, FaultKind::Isolate, FaultKind::Hold, FaultKind::Pause];
@@ -86,8 +88,11 @@ fn check_faults(s: &Scenario) -> Result<()> {
             targets.extend(peers.iter());
         }
         for t in targets {
-            if matches!(t, Target::TxnCoordinator { .. }) {
-                return Err(not_yet(s, format!("faults[{i}].target"), &format!("target {t}")));
+            if let Target::TxnCoordinator { producer, .. } = t {
+                if !s.producers.iter().any(|p| &p.name == producer && p.transactional) {
+                    let expected = format!("a transactional producer's coordinator (\"{producer}\" has no transactional.id: set transactional = true), found \"{t}\"");
+                    return Err(ScenarioError::new(&s.path, format!("faults[{i}].target"), expected));
+                }
             }
         }
     }

@@ -24,6 +24,7 @@ use stormlog::seam::{Clock, Entropy, MemStorage, Network, Storage};
 
 use crate::engine::{SimClock, TurmoilNetwork};
 use crate::history::History;
+use crate::request_hold::RequestHolds;
 use crate::scenario::{ConfigValue, Scenario, ScenarioError};
 use crate::support::{broker_config, consumer_config, controller_config, producer_config};
 use crate::trace::Trace;
@@ -92,6 +93,12 @@ pub struct World<'a> {
     brokers: u32,
     /// `offsets.topic.num.partitions`: where a group's coordinator lives.
     offsets_partitions: u32,
+    /// `transaction.state.log.num.partitions`: where a transactional id's coordinator lives.
+    txn_partitions: u32,
+    /// Each transactional producer process's transactional id.
+    transactional_ids: BTreeMap<String, String>,
+    /// Each broker's `hold-request` fault point.
+    request_holds: BTreeMap<String, RequestHolds>,
 }
 
 /// Whether the link x-y joins the two sides (either way round); no sides means every link.
@@ -196,6 +203,9 @@ impl<'a> World<'a> {
             active_controllers: Rc::new(RefCell::new(BTreeSet::new())),
             brokers: s.cluster.brokers,
             offsets_partitions: broker_config(s)?.group.offsets_partitions,
+            txn_partitions: u32::try_from(broker_config(s)?.txn.partitions).unwrap_or(1),
+            transactional_ids: BTreeMap::new(),
+            request_holds: BTreeMap::new(),
         };
         world.add_controllers(s, seed)?;
         world.add_brokers(s, seed)?;
@@ -287,6 +297,8 @@ impl<'a> World<'a> {
             });
             let (config, controllers, cluster_id, trace) = (config.clone(), controllers.clone(), cluster_id.clone(), node_tracer(&self.trace, &name));
             let starts = self.start_counter(&name);
+            let holds = RequestHolds::default();
+            self.request_holds.insert(name.clone(), holds.clone());
             let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
             self.sim.host(name.as_str(), move || {
                 starts.set(starts.get() + 1);
@@ -304,6 +316,7 @@ impl<'a> World<'a> {
                     trace: trace.clone(),
                     probe: Some(probe.clone()),
                     group_probe: Some(group_probe.clone()),
+                    request_hold: Some(holds.hook(trace.clone())),
                 };
                 run_gated(gate.clone(), trace.clone(), run_broker(env))
             });
@@ -324,6 +337,34 @@ impl<'a> World<'a> {
             })
             .max()
             .map(|(_, name)| name)
+    }
+
+    /// The broker coordinating the transactions of producer process `process` now: the leader
+    /// of its transactional id's `__transaction_state` partition.
+    pub fn current_txn_coordinator(&self, process: &str) -> Option<String> {
+        let id = self.transactional_ids.get(process)?;
+        self.current_leader(stormlog::broker::TXN_TOPIC, stormlog::group::partition_for(id, self.txn_partitions))
+    }
+
+    /// The broker holds the next request of `api` from any of `peers` until `release_requests`.
+    pub fn hold_request(&mut self, targets: &[String], peers: &[String], api: &str) {
+        let key = crate::scenario::api_key(api).expect("validated api name");
+        for t in targets {
+            if let Some(h) = self.request_holds.get(t) {
+                h.arm(key, api, peers);
+            }
+        }
+        self.event(&targets.join(","), &format!("fault hold-request {api} from {}", peers.join(",")));
+    }
+
+    /// Requests held by the brokers are handled now.
+    pub fn release_requests(&mut self, targets: &[String]) {
+        for t in targets {
+            if let Some(h) = self.request_holds.get(t) {
+                h.release_all();
+            }
+        }
+        self.event(&targets.join(","), "heal release-request");
     }
 
     /// The running controller that most recently became active, if any.
@@ -399,6 +440,7 @@ impl<'a> World<'a> {
                     // The transactional id is the process's name: a restarted process fences
                     // its previous incarnation, as an application with a stable id does.
                     config.transactional_id = Some(process.clone());
+                    self.transactional_ids.insert(process.clone(), process.clone());
                     crate::workload::TxnSettings { records_per_txn: spec.records_per_txn, abort_probability: spec.abort_probability, carry: Rc::default() }
                 });
                 let work = Rc::new(ProducerWork {

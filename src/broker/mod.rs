@@ -26,7 +26,7 @@ pub use self::core::{AlterIsr, BrokerCore, Handled};
 pub use config::BrokerConfig;
 pub use groups::OFFSETS_TOPIC;
 pub use metadata::{BrokerAddress, ClusterMetadata, PartitionAssignment};
-pub use node::{run_broker, BrokerEnv, GroupProbe, SnapshotProbe};
+pub use node::{run_broker, BrokerEnv, GroupProbe, RequestHold, SnapshotProbe};
 pub use outbound::Outbound;
 pub use partition::PartitionSnapshot;
 pub use txn::TXN_TOPIC;

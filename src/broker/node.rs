@@ -17,7 +17,7 @@ use crate::client::{list_offset, ClientError, Connection, Pipeline, LATEST_TIMES
 use crate::controller::{decode, MetadataImage};
 use crate::ids::{BrokerId, TopicPartition};
 use crate::observe::Tracer;
-use crate::seam::{BoxStream, Clock, Entropy, FramedStream, Network, Storage};
+use crate::seam::{BoxStream, Clock, Entropy, FramedStream, LocalFuture, Network, Storage};
 
 use super::config::BrokerConfig;
 use super::controller_link::{self, ControllerLink};
@@ -46,7 +46,14 @@ pub struct BrokerEnv {
     pub probe: Option<SnapshotProbe>,
     /// Receives the loaded groups' state at the same moments.
     pub group_probe: Option<GroupProbe>,
+    /// A fault point for the harness: asked before each request is handled, with the request's
+    /// API key and the peer's address; a returned future is awaited first (the request, and the
+    /// connection behind it, wait). `None` outside simulation.
+    pub request_hold: Option<RequestHold>,
 }
+
+/// See [`BrokerEnv::request_hold`].
+pub type RequestHold = Rc<dyn Fn(i16, &str) -> Option<LocalFuture<'static, ()>>>;
 
 /// Where a broker reports the groups it coordinates for observers.
 pub type GroupProbe = Rc<dyn Fn(&[crate::group::GroupSnapshot])>;
@@ -76,6 +83,7 @@ pub(super) struct Shared {
     pub trace: Tracer,
     probe: Option<SnapshotProbe>,
     group_probe: Option<GroupProbe>,
+    request_hold: Option<RequestHold>,
 }
 
 impl Shared {
@@ -117,13 +125,14 @@ pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
         trace: env.trace,
         probe: env.probe,
         group_probe: env.group_probe,
+        request_hold: env.request_hold,
     });
     tokio::task::spawn_local(controller_link::lifecycle(shared.clone(), env.config.heartbeat_interval_ms));
     tokio::task::spawn_local(follow_metadata(shared.clone()));
     tokio::task::spawn_local(ticker(shared.clone()));
     loop {
-        let (stream, _peer) = listener.accept().await?;
-        tokio::task::spawn_local(serve_connection(shared.clone(), stream));
+        let (stream, peer) = listener.accept().await?;
+        tokio::task::spawn_local(serve_connection(shared.clone(), stream, peer));
     }
 }
 
@@ -241,10 +250,15 @@ async fn outbound_request(sh: &Rc<Shared>, o: &super::outbound::Outbound) -> Res
 
 /// Reads frames, answers them in order; a parked request holds the connection (as Kafka mutes
 /// a channel while a request is in flight).
-async fn serve_connection(sh: Rc<Shared>, stream: BoxStream) {
+async fn serve_connection(sh: Rc<Shared>, stream: BoxStream, peer: String) {
     let mut stream = FramedStream::new(stream);
     loop {
         let Ok(Some(frame)) = stream.read_frame().await else { return };
+        if let (Some(hold), Some(key)) = (&sh.request_hold, frame.get(..2)) {
+            if let Some(wait) = hold(i16::from_be_bytes([key[0], key[1]]), &peer) {
+                wait.await;
+            }
+        }
         let handled = sh.core.borrow_mut().handle_frame(sh.now_ms(), frame);
         let alters = sh.core.borrow_mut().poll_alter_partitions();
         if !alters.is_empty() {

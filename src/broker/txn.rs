@@ -222,7 +222,13 @@ impl BrokerCore {
         }
         let token = self.purgatory.reserve();
         let answer = self.txns.end_txn(now_ms, token, &txn_id, req.producer_id.0, req.producer_epoch, req.committed);
-        self.trace.emit(|| format!("end-txn {txn_id} pid={} epoch={} commit={}", req.producer_id.0, req.producer_epoch, req.committed));
+        self.trace.emit(|| {
+            let refused = match &answer {
+                Reply::Now(Err(e)) => format!(": refused {e:?}"),
+                _ => String::new(),
+            };
+            format!("end-txn {txn_id} pid={} epoch={} commit={}{refused}", req.producer_id.0, req.producer_epoch, req.committed)
+        });
         self.after_txn_work(now_ms);
         match answer {
             Reply::Now(r) => reply(ctx, end_txn_response(r)),

@@ -154,6 +154,9 @@ impl Emitter {
         if let Some(duration) = f.duration_ms {
             self.kv("duration_ms", int(duration));
         }
+        if let Some(api) = &f.api {
+            self.kv("api", api.as_str());
+        }
         if let Some(by) = f.by_ms {
             self.kv("by_ms", by);
         }

@@ -25,3 +25,4 @@ pub use schema::{
     NemesisTargets, NetworkSpec, Outcome, ProducerSpec, Scenario, TopicSpec, ANOMALIES, BEHAVIOURS,
 };
 pub use target::{Peer, Target};
+pub use validate::api_key;

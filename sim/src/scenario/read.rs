@@ -59,7 +59,7 @@ const CONSUMER_KEYS: &[&str] = &[
     "config",
 ];
 const NEMESIS_KEYS: &[&str] = &["kinds", "interval_ms", "duration_ms", "targets"];
-const FAULT_KEYS: &[&str] = &["at_ms", "action", "target", "peer", "duration_ms", "by_ms"];
+const FAULT_KEYS: &[&str] = &["at_ms", "action", "target", "peer", "duration_ms", "by_ms", "api"];
 const NETWORK_KEYS: &[&str] = &["latency_ms", "loss"];
 const CHECKS_KEYS: &[&str] = &["disable"];
 
@@ -344,6 +344,7 @@ fn read_fault(mut s: Section) -> Result<FaultSpec> {
         peer: read_peer(&mut s)?,
         duration_ms: s.uint("duration_ms", 1)?,
         by_ms: s.get("by_ms", "an integer", Value::as_integer)?,
+        api: s.get("api", "a Kafka API name such as \"EndTxn\" or \"Produce\"", |v| v.as_str().map(str::to_string))?,
     })
 }
 

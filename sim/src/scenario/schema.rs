@@ -165,6 +165,9 @@ pub struct FaultSpec {
     pub peer: Option<Peer>,
     pub duration_ms: Option<u64>,
     pub by_ms: Option<i64>,
+    /// Extension, for `hold-request`: the Kafka API (`"EndTxn"`, `"Produce"`, ...) whose
+    /// request is held.
+    pub api: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -267,6 +270,8 @@ pub enum FaultKind {
     Release,
     Skew,
     DiskLoss,
+    HoldRequest,
+    ReleaseRequest,
 }
 named!(FaultKind {
     Crash => "crash",
@@ -282,6 +287,8 @@ named!(FaultKind {
     Release => "release",
     Skew => "skew",
     DiskLoss => "disk-loss",
+    HoldRequest => "hold-request",
+    ReleaseRequest => "release-request",
 });
 
 impl FaultKind {
@@ -294,21 +301,22 @@ impl FaultKind {
             Pause => Some(Resume),
             Partition | PartitionOneway | Isolate => Some(Repair),
             Hold => Some(Release),
+            HoldRequest => Some(ReleaseRequest),
             Skew => Some(Skew),
-            Restart | Resume | Repair | Release | DiskLoss => None,
+            Restart | Resume | Repair | Release | DiskLoss | ReleaseRequest => None,
         }
     }
 
     /// Whether the action cuts links between two sides, so `peer` means something.
     pub fn takes_peer(self) -> bool {
-        matches!(self, FaultKind::Partition | FaultKind::PartitionOneway)
+        matches!(self, FaultKind::Partition | FaultKind::PartitionOneway | FaultKind::HoldRequest)
     }
 
     /// Heal verbs undo a fault; the nemesis draws faults and heals them itself.
     pub fn is_heal(self) -> bool {
         matches!(
             self,
-            FaultKind::Resume | FaultKind::Repair | FaultKind::Release
+            FaultKind::Resume | FaultKind::Repair | FaultKind::Release | FaultKind::ReleaseRequest
         )
     }
 }

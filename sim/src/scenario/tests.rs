@@ -404,6 +404,13 @@ by_ms = -300
 [[faults]]
 at_ms = 3
 action = "repair"
+[[faults]]
+at_ms = 4
+action = "hold-request"
+target = "txn-coordinator:tp-1"
+peer = "tp-1"
+api = "EndTxn"
+duration_ms = 2000
 [network]
 latency_ms = [0, 0]
 loss = 0.01
@@ -1010,6 +1017,34 @@ fn peer_is_only_for_partitions_and_must_resolve() {
         "faults[0].peer",
         "a target (",
     );
+}
+
+#[test]
+fn api_is_required_for_hold_request_and_only_for_it_and_names_a_kafka_api() {
+    assert_error(
+        &fault("at_ms = 1\naction = \"hold-request\"\ntarget = \"broker-0\"\npeer = \"p-0\""),
+        "faults[0].api",
+        "required for hold-request",
+    );
+    assert_error(
+        &fault("at_ms = 1\naction = \"hold-request\"\ntarget = \"broker-0\"\npeer = \"p-0\"\napi = \"EndTransaction\""),
+        "faults[0].api",
+        "found \"EndTransaction\"",
+    );
+    assert_error(
+        &fault("at_ms = 1\naction = \"crash\"\ntarget = \"broker-0\"\napi = \"Produce\""),
+        "faults[0].api",
+        "no api for crash",
+    );
+    assert_error(
+        &fault("at_ms = 1\naction = \"hold-request\"\ntarget = \"p-0\"\napi = \"Produce\""),
+        "faults[0].target",
+        "a broker (hold-request acts on the requests a broker receives)",
+    );
+    let s = parse(&fault("at_ms = 1\naction = \"hold-request\"\ntarget = \"broker-0\"\npeer = \"p-0\"\napi = \"Produce\"\nduration_ms = 5"));
+    assert_eq!(s.faults[0].action.healed_by(), Some(FaultKind::ReleaseRequest));
+    assert_eq!(crate::scenario::api_key("EndTxn"), Some(26));
+    assert_eq!(crate::scenario::api_key("Produce"), Some(0));
 }
 
 #[test]

@@ -261,6 +261,14 @@ fn check_fault(s: &Scenario, i: usize, f: &FaultSpec) -> Result<()> {
             return Err(error(s, format!("{at}.target"), expected));
         }
     }
+    if matches!(f.action, FaultKind::HoldRequest | FaultKind::ReleaseRequest) {
+        let not_broker = f.target.iter().find(|t| matches!(t, Target::Client { .. } | Target::Controller(_) | Target::ControllerLeader));
+        if let Some(t) = not_broker {
+            let expected = format!("a broker ({} acts on the requests a broker receives), found \"{t}\"", f.action);
+            return Err(error(s, format!("{at}.target"), expected));
+        }
+    }
+    check_api(s, &at, f)?;
     check_peer(s, &at, f)?;
     check_fault_extras(s, &at, f)
 }
@@ -269,7 +277,7 @@ fn check_peer(s: &Scenario, at: &str, f: &FaultSpec) -> Result<()> {
     match &f.peer {
         Some(_) if !f.action.takes_peer() => {
             let expected = format!(
-                "no peer for {} (peer is only for partition and partition-oneway)",
+                "no peer for {} (peer is only for partition, partition-oneway and hold-request)",
                 f.action
             );
             Err(error(s, format!("{at}.peer"), expected))
@@ -277,6 +285,24 @@ fn check_peer(s: &Scenario, at: &str, f: &FaultSpec) -> Result<()> {
         Some(Peer::Targets(targets)) => check_targets(s, &format!("{at}.peer"), targets),
         _ => Ok(()),
     }
+}
+
+/// `api` is required by `hold-request`, names a Kafka API, and belongs to it alone.
+fn check_api(s: &Scenario, at: &str, f: &FaultSpec) -> Result<()> {
+    let holds = f.action == FaultKind::HoldRequest;
+    match &f.api {
+        None if holds => Err(error(s, format!("{at}.api"), "a Kafka API name such as \"EndTxn\" or \"Produce\" (required for hold-request), but the key is missing")),
+        Some(_) if !holds => Err(error(s, format!("{at}.api"), format!("no api for {} (api is only for hold-request)", f.action))),
+        Some(name) if api_key(name).is_none() => {
+            Err(error(s, format!("{at}.api"), format!("a Kafka API name such as \"EndTxn\", \"Produce\" or \"AddPartitionsToTxn\", found \"{name}\"")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The API key of a Kafka API named as in Kafka's message definitions (`EndTxn`, `Produce`).
+pub fn api_key(name: &str) -> Option<i16> {
+    (0i16..200).find(|k| kafka_protocol::messages::ApiKey::try_from(*k).is_ok_and(|a| format!("{a:?}") == name))
 }
 
 /// `by_ms` belongs to skew alone; `duration_ms` to actions that something heals.
