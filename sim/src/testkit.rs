@@ -110,6 +110,17 @@ impl Run {
         group: Option<&str>,
         records: &[(i32, i64, &str)],
     ) -> u64 {
+        self.process_as(consumer, group, records, OpKind::Ok)
+    }
+
+    /// A process op completed `kind` (info: a transaction whose outcome was never learned).
+    pub fn process_as(
+        &mut self,
+        consumer: &str,
+        group: Option<&str>,
+        records: &[(i32, i64, &str)],
+        kind: OpKind,
+    ) -> u64 {
         let value = OpValue::Process(ProcessValue {
             group: group.map(str::to_string),
             records: polled(records),
@@ -119,7 +130,7 @@ impl Run {
             .history
             .invoke(t, consumer, OpFn::Process, value.clone());
         let t = self.tick();
-        self.history.complete(id, t, OpKind::Ok, value, None);
+        self.history.complete(id, t, kind, value, None);
         t
     }
 

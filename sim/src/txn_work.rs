@@ -23,7 +23,7 @@ use stormlog::client::{Delivery, Producer, ProducerConfig, TxnError, TxnErrorKin
 use stormlog::seam::Network;
 
 use crate::engine::{SimClock, TurmoilNetwork};
-use crate::history::{History, OpFn, OpKind, OpValue, PolledRecord, ProcessValue, SendValue, TxnValue};
+use crate::history::{CommitValue, CommittedOffset, History, OpFn, OpKind, OpValue, PolledRecord, ProcessValue, SendValue, TxnValue};
 use crate::workload::sim_now_ms;
 
 /// A transaction's messages as invoked: (send op id, the send).
@@ -40,6 +40,9 @@ pub struct OpenTxn {
     commit_sent: bool,
     /// The consumed records this transaction processes (consume-transform-produce).
     processed: Vec<PolledRecord>,
+    /// The `commit` op of the consumed offsets sent to the transaction: it happens exactly
+    /// when the transaction commits.
+    offsets_commit: Option<(u64, CommitValue)>,
 }
 
 /// What must survive a restart of a transactional process.
@@ -76,7 +79,7 @@ impl TxnRecorder {
         carry.next_txn += 1;
         let value = TxnValue { transactional_id: self.transactional_id.clone(), txn, commit: commit_intent, values: Vec::new() };
         let txn_op = self.history.borrow_mut().invoke(sim_now_ms(), &self.process, OpFn::Txn, OpValue::Txn(value.clone()));
-        carry.open = Some(OpenTxn { txn_op, value, sends: Vec::new(), offsets: BTreeMap::new(), commit_sent: false, processed: Vec::new() });
+        carry.open = Some(OpenTxn { txn_op, value, sends: Vec::new(), offsets: BTreeMap::new(), commit_sent: false, processed: Vec::new(), offsets_commit: None });
     }
 
     fn with_open<R>(&self, f: impl FnOnce(&mut OpenTxn) -> R) -> Option<R> {
@@ -119,12 +122,32 @@ impl TxnRecorder {
             Settled::NotCommitted => OpKind::Fail,
             Settled::Unknown => OpKind::Info,
         };
-        h.complete(open.txn_op, now, kind, OpValue::Txn(open.value.clone()), why);
-        if how == Settled::Committed && !open.processed.is_empty() {
+        // The consumed offsets were committed, and the records processed, exactly when the
+        // transaction committed; when its client never learned the outcome, maybe.
+        let happened = match how {
+            Settled::Committed => OpKind::Ok,
+            Settled::NotCommitted => OpKind::Fail,
+            Settled::Unknown => OpKind::Info,
+        };
+        if let Some((op, value)) = open.offsets_commit {
+            h.complete(op, now, happened, OpValue::Commit(value), why.clone());
+        }
+        if happened != OpKind::Fail && !open.processed.is_empty() {
             let value = OpValue::Process(ProcessValue { group: self.group.clone(), records: open.processed });
             let id = h.invoke(now, &self.process, OpFn::Process, value.clone());
-            h.complete(id, now, OpKind::Ok, value, None);
+            h.complete(id, now, happened, value, why.clone());
         }
+        h.complete(open.txn_op, now, kind, OpValue::Txn(open.value.clone()), why);
+    }
+
+    /// The consumed offsets go into the open transaction (sendOffsetsToTransaction): recorded
+    /// as a `commit` op of the group that completes with the transaction.
+    fn offsets_sent(&self, offsets: &BTreeMap<stormlog::ids::TopicPartition, i64>) {
+        let Some(group) = self.group.clone() else { return };
+        let offsets = offsets.iter().map(|(tp, o)| CommittedOffset { topic: tp.topic.clone(), partition: tp.partition, offset: *o }).collect();
+        let value = CommitValue { group, how: "transactional".into(), offsets };
+        let op = self.history.borrow_mut().invoke(sim_now_ms(), &self.process, OpFn::Commit, OpValue::Commit(value.clone()));
+        self.with_open(|t| t.offsets_commit = Some((op, value)));
     }
 
     /// After this instance's InitProducerId: whatever an earlier instance left open is aborted
@@ -308,7 +331,9 @@ impl crate::workload::ConsumerWork {
                 if producer.begin_transaction().is_err() {
                     continue 'restart;
                 }
-                rec.open(true);
+                // The application's own decision, drawn before anything is sent.
+                let abort_on_purpose = t.entropy.borrow_mut().chance(t.abort_probability);
+                rec.open(!abort_on_purpose);
                 rec.with_open(|o| o.processed = polled.clone());
                 let mut deliveries = Vec::new();
                 for r in &polled {
@@ -321,9 +346,10 @@ impl crate::workload::ConsumerWork {
                     deliveries.push((id, d));
                 }
                 let offsets = consumer.consumed_offsets();
+                rec.offsets_sent(&offsets);
                 let offsets_ok = producer.send_offsets_to_transaction(&offsets, &group).await.is_ok();
-                let (ok, committed) = rec.finish(&producer, deliveries, offsets_ok).await;
-                if !committed {
+                let (ok, committed) = rec.finish(&producer, deliveries, offsets_ok && !abort_on_purpose).await;
+                if !committed && t.rewind_on_abort {
                     self.rewind(&mut consumer);
                 }
                 if !ok {

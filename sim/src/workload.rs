@@ -66,6 +66,10 @@ pub struct TxnSettings {
 pub struct TransformSettings {
     pub producer: ProducerConfig,
     pub output_topic: String,
+    pub abort_probability: f64,
+    pub rewind_on_abort: bool,
+    /// Draws which transactions the application aborts.
+    pub entropy: RefCell<Entropy>,
     pub carry: Rc<RefCell<crate::txn_work::TxnCarry>>,
 }
 

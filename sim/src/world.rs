@@ -484,7 +484,14 @@ impl<'a> World<'a> {
                 let txn = match (&spec.output_topic, spec.commit == crate::scenario::CommitMode::Transactional) {
                     (Some(out), true) => {
                         let producer = stormlog::client::ProducerConfig { client_id: format!("{process}-txn"), transactional_id: Some(format!("{process}-txn")), ..stormlog::client::ProducerConfig::default() };
-                        Some(crate::workload::TransformSettings { producer, output_topic: out.clone(), carry: Rc::default() })
+                        Some(crate::workload::TransformSettings {
+                            producer,
+                            output_topic: out.clone(),
+                            abort_probability: spec.abort_probability,
+                            rewind_on_abort: spec.rewind_on_abort,
+                            entropy: RefCell::new(Entropy::from_seed(derive_seed(self.seed, &format!("{process}/aborts")))),
+                            carry: Rc::default(),
+                        })
                     }
                     _ => None,
                 };

@@ -177,6 +177,9 @@ pub struct HistoryIndex {
     by_group_value: BTreeMap<(String, String), Vec<usize>>,
     /// Every (group, partition, offset) some member processed.
     group_processed: BTreeSet<(String, Tp, i64)>,
+    /// Every (group, partition, offset) an info process op may have processed (a transaction
+    /// whose commit outcome its client never learned).
+    group_maybe_processed: BTreeSet<(String, Tp, i64)>,
     /// (group, partition) -> (offset, commit) of the last ok commit of that partition.
     final_commit: BTreeMap<(String, Tp), (i64, usize)>,
 }
@@ -233,6 +236,13 @@ impl HistoryIndex {
         if let OpValue::Txn(t) = &op.value {
             self.txns.push(TxnRecord { op: op.index, time_ms: op.time_ms, process: op.process.clone(), kind: op.kind, value: t.clone() });
             return;
+        }
+        if let (OpKind::Info, OpValue::Process(p)) = (op.kind, &op.value) {
+            if let Some(group) = &p.group {
+                for r in &p.records {
+                    self.group_maybe_processed.insert((group.clone(), Tp::new(&r.topic, r.partition), r.offset));
+                }
+            }
         }
         if op.kind != OpKind::Ok {
             return;
@@ -472,6 +482,11 @@ impl HistoryIndex {
     pub fn group_processed(&self, group: &str, tp: &Tp, offset: i64) -> bool {
         self.group_processed
             .contains(&(group.to_string(), tp.clone(), offset))
+    }
+
+    /// Whether an info process op of a member of `group` may have processed the record.
+    pub fn group_maybe_processed(&self, group: &str, tp: &Tp, offset: i64) -> bool {
+        self.group_maybe_processed.contains(&(group.to_string(), tp.clone(), offset))
     }
 
     /// Per (group, partition), the offset of the last ok commit that included the partition,

@@ -18,7 +18,8 @@ pub fn check(idx: &HistoryIndex) -> Vec<Anomaly> {
     let mut out = Vec::new();
     for (tp, committed, commit) in idx.final_commits() {
         for (offset, obs) in idx.positions_in(tp, ..committed) {
-            if !idx.group_processed(&commit.group, tp, offset) {
+            // A transaction whose outcome its client never learned may have processed it.
+            if !idx.group_processed(&commit.group, tp, offset) && !idx.group_maybe_processed(&commit.group, tp, offset) {
                 out.push(report(tp, offset, &obs, committed, commit));
             }
         }
@@ -89,6 +90,18 @@ mod tests {
             .explanation
             .starts_with("group g committed orders/0 offset 3 (sync commit by c-0"));
         assert!(a.explanation.contains("at offset 1 (p-0:1, ack to p-0"));
+    }
+
+    #[test]
+    fn a_record_maybe_processed_in_a_transaction_of_unknown_outcome_is_not_lost() {
+        let mut r = Run::new();
+        three_sends(&mut r);
+        r.process("c-0", Some("g"), &[(0, 0, "p-0:0")]);
+        r.process_as("c-0", Some("g"), &[(0, 1, "p-0:1")], OpKind::Info);
+        r.process_as("c-0", Some("g"), &[(0, 2, "p-0:2")], OpKind::Fail);
+        r.commit("c-0", "g", "transactional", OpKind::Ok, &[(0, 3)]);
+        let found = r.check(check);
+        assert_eq!(found.iter().map(|a| a.offsets.clone()).collect::<Vec<_>>(), vec![vec![2]], "{found:?}");
     }
 
     #[test]

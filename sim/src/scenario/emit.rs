@@ -126,6 +126,12 @@ impl Emitter {
         if let Some(out) = &c.output_topic {
             self.kv("output_topic", out.as_str());
         }
+        if c.abort_probability > 0.0 {
+            self.kv("abort_probability", c.abort_probability);
+        }
+        if !c.rewind_on_abort {
+            self.kv("rewind_on_abort", false);
+        }
         self.config("[consumers.config]", &c.config);
     }
 

@@ -56,6 +56,8 @@ const CONSUMER_KEYS: &[&str] = &[
     "threads",
     "start_ms",
     "output_topic",
+    "abort_probability",
+    "rewind_on_abort",
     "config",
 ];
 const NEMESIS_KEYS: &[&str] = &["kinds", "interval_ms", "duration_ms", "targets"];
@@ -289,6 +291,8 @@ fn read_consumer(mut s: Section) -> Result<ConsumerSpec> {
         threads: s.u32("threads", 0)?.unwrap_or(0),
         start_ms: s.uint("start_ms", 0)?.unwrap_or(0),
         output_topic: s.string("output_topic")?,
+        abort_probability: s.number("abort_probability", "a number between 0 and 1", |x| (0.0..=1.0).contains(&x))?.unwrap_or(0.0),
+        rewind_on_abort: s.boolean("rewind_on_abort")?.unwrap_or(true),
         config: config::read(s.file(), &s.path("config"), table, Scope::Consumer)?,
     })
 }

@@ -145,6 +145,12 @@ pub struct ConsumerSpec {
     /// With `commit = "transactional"`: the topic each processed record is written to, in the
     /// same transaction as the consumed offsets (consume-transform-produce).
     pub output_topic: Option<String>,
+    /// Extension, with `commit = "transactional"`: the fraction of transactions the
+    /// application aborts on purpose.
+    pub abort_probability: f64,
+    /// Extension, with `commit = "transactional"`: after an abort the application seeks back to
+    /// the committed offsets (default); `false` keeps polling from where it was (KAFKA-17582).
+    pub rewind_on_abort: bool,
     pub config: BTreeMap<String, ConfigValue>,
 }
 

@@ -221,6 +221,15 @@ fn check_consumer(s: &Scenario, i: usize, c: &ConsumerSpec) -> Result<()> {
         }
         (None, false) => {}
     }
+    if c.commit != CommitMode::Transactional {
+        if c.abort_probability > 0.0 {
+            let expected = format!("0 unless commit = \"transactional\", found float {}", c.abort_probability);
+            return Err(error(s, format!("{at}.abort_probability"), expected));
+        }
+        if !c.rewind_on_abort {
+            return Err(error(s, format!("{at}.rewind_on_abort"), "true (the default) unless commit = \"transactional\""));
+        }
+    }
     let auto_commit = c
         .config
         .get("enable.auto.commit")
