@@ -8,6 +8,7 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use crate::checkers::{check_all, Anomaly};
+use crate::engine::traffic::{reset_traffic, take_traffic, Traffic};
 use crate::faults::FaultPlayer;
 use crate::history::History;
 use crate::invariants::{check_divergence, check_groups, check_leaders, Invariants};
@@ -24,6 +25,8 @@ pub struct SeedOutcome {
     pub trace: Trace,
     pub history: History,
     pub sim_ms: u64,
+    /// What crossed the simulated network, per link (observed only).
+    pub traffic: Traffic,
     /// A panic inside the system (a failed assertion is a bug found) or a node that died.
     pub failure: Option<String>,
 }
@@ -59,6 +62,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     check_supported(s)?;
     install_panic_hook();
     take_panic();
+    reset_traffic();
     let mut world = World::build(s, seed)?;
     world.trace.borrow_mut().record(0, "harness", &format!("scenario {} seed {seed}", s.name));
     let mut invariants = Invariants::default();
@@ -72,6 +76,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let mut history = world.history.borrow().clone();
     history.close_pending_as_info(sim_ms);
     let trace = world.trace.borrow().clone();
+    let traffic = take_traffic();
     let mut anomalies = check_all(&history, &s.checks.disable);
     let unclean = unclean_elections(&trace);
     let partitions: Vec<(String, i32)> = s.topics.iter().flat_map(|t| (0..t.partitions as i32).map(|p| (t.name.clone(), p))).collect();
@@ -86,7 +91,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
         .chain(if failure.is_none() { lso_check } else { Vec::new() });
     anomalies.extend(white_box.filter(|a| !s.checks.disable.contains(&a.kind)));
     crate::checkers::sort_anomalies(&mut anomalies);
-    Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, failure })
+    Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, traffic, failure })
 }
 
 /// How long a last stable offset may stay put below the HW before it is `stuck-lso`: the

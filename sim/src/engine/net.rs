@@ -2,8 +2,16 @@ use std::io;
 
 use stormlog::seam::{BoxStream, Listener, LocalFuture, Network};
 
-/// turmoil's simulated TCP. Addresses are `host:port` with turmoil host names.
+use super::traffic::{Counted, Side};
+
+/// turmoil's simulated TCP. Addresses are `host:port` with turmoil host names. Every stream
+/// counts its frames onto its link (`traffic`).
 pub struct TurmoilNetwork;
+
+/// The host name behind a simulated address ("?" if turmoil does not know it).
+fn host_of(addr: std::net::SocketAddr) -> String {
+    turmoil::reverse_lookup(addr.ip()).unwrap_or_else(|| "?".to_string())
+}
 
 struct TurmoilListener(turmoil::net::TcpListener);
 
@@ -11,7 +19,9 @@ impl Listener for TurmoilListener {
     fn accept(&mut self) -> LocalFuture<'_, io::Result<(BoxStream, String)>> {
         Box::pin(async move {
             let (stream, peer) = self.0.accept().await?;
-            Ok((Box::new(stream) as BoxStream, peer.to_string()))
+            let me = host_of(stream.local_addr()?);
+            let counted = Counted::new(stream, Side::Acceptor, host_of(peer), me);
+            Ok((Box::new(counted) as BoxStream, peer.to_string()))
         })
     }
 }
@@ -40,8 +50,9 @@ impl Network for TurmoilNetwork {
         let parsed = split(addr);
         Box::pin(async move {
             let (host, port) = parsed?;
-            let stream = turmoil::net::TcpStream::connect((host, port)).await?;
-            Ok(Box::new(stream) as BoxStream)
+            let stream = turmoil::net::TcpStream::connect((host.as_str(), port)).await?;
+            let me = host_of(stream.local_addr()?);
+            Ok(Box::new(Counted::new(stream, Side::Initiator, me, host)) as BoxStream)
         })
     }
 }
