@@ -1,4 +1,4 @@
-//! The `stormlog` command line (SCENARIOS.md, "CLI"): run, repro, meta, list. Seed first,
+//! The `stormlog` command line (SCENARIOS.md, "CLI"): run, repro, meta, list, bench. Seed first,
 //! repro last: every run names its scenario and seed before anything else, and every failure
 //! ends with the command that reproduces it.
 
@@ -89,6 +89,70 @@ pub enum Command {
     },
     /// List scenarios with their descriptions and expectations.
     List { folder: Option<PathBuf> },
+    /// Measure how fast seeds run, per engine: simulated seconds and events per wall second,
+    /// seeds per minute, peak memory, the ratio to a bare-engine baseline, and scaling series.
+    Bench {
+        /// The scenario to measure (default: the built-in scenarios/bench_standard.toml).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        /// Engines to report (repeatable); engines this build lacks are reported as such.
+        #[arg(long, value_enum)]
+        engine: Vec<crate::bench::BenchEngine>,
+        /// Seeds run one at a time for the per-simulation numbers (default 5; --quick 1).
+        #[arg(long)]
+        seeds: Option<u64>,
+        /// Simulations at a time for seeds per minute.
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+        /// Seeds run for seeds per minute (default 6; --quick 2).
+        #[arg(long)]
+        throughput_seeds: Option<u64>,
+        /// Seeds per point of the scaling series (default 3; --quick 1; at most --seeds).
+        #[arg(long)]
+        series_seeds: Option<u64>,
+        /// One seed per point: a quick look rather than numbers to quote.
+        #[arg(long)]
+        quick: bool,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+    },
+    /// One measured simulation for `bench` (a child process per simulation); prints one JSON line.
+    #[command(hide = true)]
+    BenchSeed {
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        #[arg(long)]
+        seed: u64,
+        #[arg(long)]
+        brokers: Option<u32>,
+        #[arg(long, default_value_t = 1)]
+        rate_x: u32,
+        /// Skip the bare-engine baseline of the same traffic.
+        #[arg(long)]
+        no_baseline: bool,
+        /// Also run the bare engine with the same hosts and no traffic.
+        #[arg(long)]
+        idle_baseline: bool,
+    },
+}
+
+/// What `stormlog bench`'s flags ask for.
+pub fn bench_options(quick: bool, scenario: Option<PathBuf>, engines: Vec<crate::bench::BenchEngine>, counts: (Option<u64>, Option<u64>, Option<u64>), jobs: usize) -> crate::bench::BenchOptions {
+    let base = if quick { crate::bench::BenchOptions::quick() } else { crate::bench::BenchOptions::full() };
+    let (seeds, throughput_seeds, series_seeds) = counts;
+    let seeds = seeds.unwrap_or(base.seeds).max(1);
+    let mut engines = if engines.is_empty() { base.engines.clone() } else { engines };
+    engines.sort();
+    engines.dedup();
+    crate::bench::BenchOptions {
+        scenario,
+        engines,
+        seeds,
+        throughput_seeds: throughput_seeds.unwrap_or(base.throughput_seeds).max(1),
+        jobs: jobs.max(1),
+        series_seeds: series_seeds.unwrap_or(base.series_seeds).clamp(1, seeds),
+        ..base
+    }
 }
 
 /// Runs the command; returns the process exit code.
@@ -101,6 +165,14 @@ pub fn main(cli: Cli) -> i32 {
         Command::Repro { scenario, seed, swarm, trace, report_dir } => cmd_repro(&scenario, seed, swarm, trace.as_deref(), &report_dir),
         Command::Meta { scenarios, seeds, first_seed, swarm } => cmd_meta(&scenarios, first_seed, seeds, swarm),
         Command::List { folder } => cmd_list(folder.as_deref().unwrap_or(Path::new("scenarios"))),
+        Command::Bench { scenario, engine, seeds, jobs, throughput_seeds, series_seeds, quick, format } => {
+            let opts = bench_options(quick, scenario, engine, (seeds, throughput_seeds, series_seeds), jobs);
+            Ok(cmd_bench(&opts, format))
+        }
+        Command::BenchSeed { scenario, seed, brokers, rate_x, no_baseline, idle_baseline } => {
+            let baselines = crate::bench::measure::Baselines { traffic: !no_baseline, idle: idle_baseline };
+            cmd_bench_seed(scenario.as_deref(), seed, crate::bench::Variant { brokers: brokers.unwrap_or(0), rate_x }, baselines)
+        }
     };
     match result {
         Ok(code) => code,
@@ -390,4 +462,83 @@ fn cmd_list(folder: &Path) -> Result<i32, ScenarioError> {
         println!("{:<40} {:<32} {}", s.name, expect, s.description);
     }
     Ok(EXIT_MET)
+}
+
+/// The command line that reproduces a bench, as its output quotes it.
+fn bench_command() -> String {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    format!("stormlog {}", args.join(" "))
+}
+
+fn cmd_bench(opts: &crate::bench::BenchOptions, format: Format) -> i32 {
+    let progress = |line: &str| {
+        if format == Format::Human {
+            eprintln!("  {line}");
+        }
+    };
+    match crate::bench::run(opts, bench_command(), &progress) {
+        Ok(report) => {
+            match format {
+                Format::Human => print!("{}", crate::bench::render::human(&report)),
+                Format::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+            }
+            EXIT_MET
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            EXIT_BAD_INPUT
+        }
+    }
+}
+
+/// One measured simulation; `variant.brokers` 0 means the scenario's own count.
+fn cmd_bench_seed(path: Option<&Path>, seed: u64, variant: crate::bench::Variant, baselines: crate::bench::measure::Baselines) -> Result<i32, ScenarioError> {
+    let s = crate::bench::load_scenario(path)?;
+    let brokers = if variant.brokers == 0 { s.cluster.brokers } else { variant.brokers };
+    let variant = crate::bench::Variant { brokers, rate_x: variant.rate_x.max(1) };
+    let applied = variant.apply(&s).map_err(|e| ScenarioError::new(&s.path, "cluster.brokers", e))?;
+    crate::support::check_supported(&applied)?;
+    match crate::bench::measure_seed(&s, variant, seed, baselines) {
+        Ok(m) => {
+            println!("{}", serde_json::to_string(&m).unwrap_or_default());
+            Ok(EXIT_MET)
+        }
+        Err(e) => Err(ScenarioError::new(&s.path, "", format!("a scenario the bench can run ({e})"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::BenchEngine;
+
+    fn bench_opts(args: &[&str]) -> crate::bench::BenchOptions {
+        let cli = Cli::try_parse_from(args).expect("bench arguments parse");
+        let Command::Bench { scenario, engine, seeds, jobs, throughput_seeds, series_seeds, quick, format: _ } = cli.command else {
+            panic!("not a bench command: {args:?}");
+        };
+        bench_options(quick, scenario, engine, (seeds, throughput_seeds, series_seeds), jobs)
+    }
+
+    #[test]
+    fn bench_defaults_report_both_engines_with_two_jobs() {
+        let opts = bench_opts(&["stormlog", "bench"]);
+        assert_eq!(opts.engines, vec![BenchEngine::Turmoil, BenchEngine::Madsim]);
+        assert_eq!(opts.jobs, 2);
+        assert_eq!(opts.rate_xs, vec![1, 2, 4, 8]);
+        assert_eq!(opts.brokers, vec![3, 5, 7]);
+        assert_eq!(opts.scenario, None);
+        assert!(opts.series_seeds <= opts.seeds);
+    }
+
+    #[test]
+    fn bench_flags_override_the_defaults_and_series_seeds_stay_within_seeds() {
+        let opts = bench_opts(&["stormlog", "bench", "--quick", "--engine", "turmoil", "--engine", "turmoil", "--jobs", "0", "--series-seeds", "9"]);
+        assert_eq!(opts.engines, vec![BenchEngine::Turmoil]);
+        assert_eq!((opts.seeds, opts.series_seeds, opts.jobs), (1, 1, 1));
+        let opts = bench_opts(&["stormlog", "bench", "--seeds", "4", "--throughput-seeds", "8", "--scenario", "x.toml"]);
+        assert_eq!((opts.seeds, opts.throughput_seeds), (4, 8));
+        assert_eq!(opts.scenario, Some(PathBuf::from("x.toml")));
+        assert!(Cli::try_parse_from(["stormlog", "bench", "--engine", "qemu"]).is_err());
+    }
 }

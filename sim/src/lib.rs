@@ -7,8 +7,10 @@
 //! fault verbs; `faults` plays scripted faults; `nemesis` draws random ones; `swarm` draws the fault mix per seed; `workload` drives clients (`txn_work` its transactional side); `history` and
 //! `checkers` judge what clients saw; `invariants` check what nodes believe; `trace` records
 //! what nodes did; `run` runs seeds;
-//! `report` writes what a person reads; `cli` is the `stormlog` binary.
+//! `report` writes what a person reads; `bench` measures how fast seeds run; `cli` is the
+//! `stormlog` binary.
 
+pub mod bench;
 pub mod checkers;
 pub mod cli;
 pub mod engine;

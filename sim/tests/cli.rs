@@ -76,3 +76,21 @@ fn swarm_runs_print_each_seeds_draw_and_replay_it() {
     assert_eq!(code, 0, "{text}");
     assert!(text.contains("swarm kinds=") && text.contains("--seed 1 --swarm"), "{text}");
 }
+
+#[test]
+fn bench_reports_an_engine_it_lacks_as_not_built_rather_than_guessing() {
+    let (code, text) = stormlog(&["bench", "--engine", "madsim", "--format", "json"]);
+    assert_eq!(code, 0, "{text}");
+    let report: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(report["engines"][0]["engine"], "madsim");
+    assert_eq!(report["engines"][0]["status"], "not built yet");
+    assert_eq!(report["scenario"]["name"], "bench_standard");
+    assert!(report["definitions"]["events"].as_str().unwrap().contains("trace"));
+}
+
+#[test]
+fn a_bench_variant_with_fewer_brokers_than_replicas_is_bad_input() {
+    let (code, text) = stormlog(&["bench-seed", "--seed", "0", "--brokers", "2"]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("replication_factor"), "{text}");
+}
