@@ -19,3 +19,7 @@ repro SCENARIO SEED:
 # Run seeds twice and compare traces.
 meta SCENARIO SEEDS="5":
     cargo run --release -- meta {{SCENARIO}} --seeds {{SEEDS}}
+
+# How fast seeds run, per engine, with the bare-engine baseline and scaling series (README, Performance).
+bench *ARGS:
+    cargo run --release -- bench {{ARGS}}
