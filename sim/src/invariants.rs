@@ -34,6 +34,9 @@ pub struct Invariants {
     /// (topic, partition) -> (the leader's LSO while below its HW, since when): how long the
     /// last stable offset has not moved.
     lso_since: BTreeMap<(String, i32), (i64, u64)>,
+    /// (topic, partition) -> every rise of the highest last stable offset any leader showed,
+    /// as (time, LSO): when each offset became readable with read_committed.
+    lso_rises: BTreeMap<(String, i32), Vec<(u64, i64)>>,
     pub anomalies: Vec<Anomaly>,
 }
 
@@ -62,6 +65,10 @@ impl Invariants {
 
     fn track_lso(&mut self, now_ms: u64, s: &PartitionSnapshot) {
         let key = (s.tp.topic.clone(), s.tp.partition);
+        let rises = self.lso_rises.entry(key.clone()).or_default();
+        if rises.last().is_none_or(|(_, lso)| s.lso > *lso) {
+            rises.push((now_ms, s.lso));
+        }
         if s.lso >= s.hw {
             self.lso_since.remove(&key);
             return;
@@ -72,6 +79,54 @@ impl Invariants {
                 self.lso_since.insert(key, (s.lso, now_ms));
             }
         }
+    }
+
+    /// When the record at `offset` became readable with read_committed: the first time a
+    /// leader's last stable offset passed it.
+    fn readable_at(&self, tp: &Tp, offset: i64) -> Option<u64> {
+        let rises = self.lso_rises.get(&(tp.topic.clone(), tp.partition))?;
+        rises.iter().find(|(_, lso)| *lso > offset).map(|(t, _)| *t)
+    }
+
+    /// `fractured-visibility` (opt-in): a committed transaction that became readable on its
+    /// partitions at different times, so that a read_committed reader could, in between, see
+    /// it on one partition and not on another. Kafka promises atomicity, not a cross-partition
+    /// snapshot: each partition's marker lands on its own (KAFKA.md matrix row 16).
+    pub fn check_visibility(&self, idx: &crate::checkers::index::HistoryIndex) -> Vec<Anomaly> {
+        use crate::checkers::index::SendOutcome;
+        let mut out = Vec::new();
+        for t in idx.txns.iter().filter(|t| t.kind == crate::history::OpKind::Ok && t.value.commit) {
+            // The transaction's last record on each partition.
+            let mut last: BTreeMap<Tp, i64> = BTreeMap::new();
+            for v in &t.value.values {
+                if let Some((tp, o)) = idx.sends_of(v).find(|s| s.outcome == SendOutcome::Ok).and_then(|s| s.ack.clone()) {
+                    let e = last.entry(tp).or_insert(o);
+                    *e = (*e).max(o);
+                }
+            }
+            let seen: Vec<(Tp, u64)> = last.iter().filter_map(|(tp, o)| Some((tp.clone(), self.readable_at(tp, *o)?))).collect();
+            if seen.len() < 2 || seen.len() < last.len() {
+                continue;
+            }
+            let (first_tp, first) = seen.iter().min_by_key(|(_, t)| *t).cloned().expect("two or more");
+            let (last_tp, latest) = seen.iter().max_by_key(|(_, t)| *t).cloned().expect("two or more");
+            if latest == first {
+                continue;
+            }
+            out.push(
+                Anomaly::new("fractured-visibility", first, &last_tp)
+                    .with_nodes([t.process.as_str()])
+                    .with_offsets(vec![last[&last_tp]])
+                    .explained(format!(
+                        "transaction {} of {} (its commit acknowledged at {} ms) became readable with read_committed on {first_tp} at {first} ms but on {last_tp} only at {latest} ms: for {} ms a reader could see part of it",
+                        t.value.txn,
+                        t.value.transactional_id,
+                        t.time_ms,
+                        latest - first
+                    )),
+            );
+        }
+        out
     }
 
     /// Liveness at the end of the heal phase (`stuck-lso`): a partition whose last stable
@@ -320,6 +375,35 @@ mod tests {
 
     fn kinds(inv: &Invariants) -> Vec<&str> {
         inv.anomalies.iter().map(|a| a.kind.as_str()).collect()
+    }
+
+    #[test]
+    fn a_transaction_readable_on_its_partitions_at_different_times_is_fractured() {
+        use crate::checkers::index::HistoryIndex;
+        use crate::history::{OpFn, OpKind, OpValue, TxnValue};
+        let mut r = crate::testkit::Run::new();
+        let a = r.send_ok("p-0", 0, 0, 0);
+        let b = r.send_ok("p-0", 1, 1, 0);
+        let c = r.send_ok("p-0", 2, 0, 1);
+        let d = r.send_ok("p-0", 3, 1, 1);
+        for (txn, values) in [(0, vec![a, b]), (1, vec![c, d])] {
+            let value = TxnValue { transactional_id: "p-0".into(), txn, commit: true, values };
+            let id = r.history.invoke(5, "p-0", OpFn::Txn, OpValue::Txn(value.clone()));
+            r.history.complete(id, 6, OpKind::Ok, OpValue::Txn(value), None);
+        }
+        let leading = |p: i32, lso: i64| PartitionSnapshot { tp: TopicPartition::new("orders", p), is_leader: true, leader_epoch: 0, leo: 2, hw: lso, lso, isr: vec![BrokerId(0)] };
+        let at = |p0: i64, p1: i64| -> BTreeMap<String, Vec<PartitionSnapshot>> { [("broker-0".to_string(), vec![leading(0, p0), leading(1, p1)])].into_iter().collect() };
+        let mut inv = Invariants::default();
+        inv.observe(10, &at(0, 0), |_| 1);
+        // Transaction 0 becomes readable on orders/0 at 11 ms and on orders/1 at 15 ms;
+        // transaction 1 on both at 20 ms.
+        inv.observe(11, &at(1, 0), |_| 1);
+        inv.observe(15, &at(1, 1), |_| 1);
+        inv.observe(20, &at(2, 2), |_| 1);
+        let found = inv.check_visibility(&HistoryIndex::build(&r.history));
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!((found[0].kind.as_str(), found[0].time_ms, found[0].partition), ("fractured-visibility", 11, 1));
+        assert!(found[0].explanation.contains("on orders/0 at 11 ms but on orders/1 only at 15 ms: for 4 ms"), "{}", found[0].explanation);
     }
 
     #[test]

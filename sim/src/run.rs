@@ -82,6 +82,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let partitions: Vec<(String, i32)> = s.topics.iter().flat_map(|t| (0..t.partitions as i32).map(|p| (t.name.clone(), p))).collect();
     let snapshots = world.snapshot_map();
     let lso_check = invariants.check_lso(sim_ms, &snapshots, lso_limit_ms(s));
+    let visibility = if s.checks.enable.is_empty() { Vec::new() } else { invariants.check_visibility(&crate::checkers::index::HistoryIndex::build(&history)) };
     let white_box = invariants
         .anomalies
         .into_iter()
@@ -90,6 +91,9 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
         .chain(if failure.is_none() { check_groups(sim_ms, &world.coordinator_views(), &group_sizes(s)) } else { Vec::new() })
         .chain(if failure.is_none() { lso_check } else { Vec::new() });
     anomalies.extend(white_box.filter(|a| !s.checks.disable.contains(&a.kind)));
+    if s.checks.enable.iter().any(|c| c == "fractured-visibility") {
+        anomalies.extend(visibility);
+    }
     crate::checkers::sort_anomalies(&mut anomalies);
     Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, traffic, failure })
 }

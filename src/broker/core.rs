@@ -340,6 +340,17 @@ impl BrokerCore {
         self.partitions.values().map(Partition::snapshot).collect()
     }
 
+    /// A fingerprint of every led partition's high watermark and last stable offset: it
+    /// changes when what consumers may read changes, so observers can be told at that moment
+    /// rather than at the next tick.
+    pub fn watermarks(&self) -> u64 {
+        self.partitions.values().filter(|p| p.is_leader()).fold(0u64, |acc, p| {
+            let hw = p.hw();
+            let lso = p.log.last_stable_offset(hw);
+            acc.wrapping_mul(0x0100_0000_01b3) ^ (hw as u64).wrapping_mul(31).wrapping_add(lso as u64)
+        })
+    }
+
     /// Proposes dropping followers that fell behind (§1.4), on the ticker.
     pub(super) fn maybe_shrink_isr(&mut self, now_ms: u64, tp: &TopicPartition) {
         let rules = self.config.replication_rules();

@@ -84,6 +84,8 @@ pub(super) struct Shared {
     probe: Option<SnapshotProbe>,
     group_probe: Option<GroupProbe>,
     request_hold: Option<RequestHold>,
+    /// `BrokerCore::watermarks` when observers were last told.
+    reported_watermarks: Cell<u64>,
 }
 
 impl Shared {
@@ -91,7 +93,16 @@ impl Shared {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
+    /// Tells observers when a high watermark or last stable offset moved (a fetch, an append,
+    /// a marker), so that they see when records became readable.
+    fn report_watermarks(&self) {
+        if self.probe.is_some() && self.core.borrow().watermarks() != self.reported_watermarks.get() {
+            self.report();
+        }
+    }
+
     fn report(&self) {
+        self.reported_watermarks.set(self.core.borrow().watermarks());
         if let Some(probe) = &self.probe {
             probe(&self.core.borrow().snapshots());
         }
@@ -126,6 +137,7 @@ pub async fn run_broker(mut env: BrokerEnv) -> io::Result<()> {
         probe: env.probe,
         group_probe: env.group_probe,
         request_hold: env.request_hold,
+        reported_watermarks: Cell::new(0),
     });
     tokio::task::spawn_local(controller_link::lifecycle(shared.clone(), env.config.heartbeat_interval_ms));
     tokio::task::spawn_local(follow_metadata(shared.clone()));
@@ -265,6 +277,7 @@ async fn serve_connection(sh: Rc<Shared>, stream: BoxStream, peer: String) {
             tokio::task::spawn_local(controller_link::alter_partitions(sh.clone(), alters));
         }
         dispatch_outbound(&sh);
+        sh.report_watermarks();
         sh.changed.notify_waiters();
         let answer = match handled {
             Handled::Reply(b) => b,

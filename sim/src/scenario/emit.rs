@@ -40,6 +40,9 @@ impl Scenario {
         out.kv("loss", self.network.loss);
         out.header("[checks]");
         out.kv("disable", strings(&self.checks.disable));
+        if !self.checks.enable.is_empty() {
+            out.kv("enable", strings(&self.checks.enable));
+        }
         out.text
     }
 }

@@ -63,7 +63,7 @@ const CONSUMER_KEYS: &[&str] = &[
 const NEMESIS_KEYS: &[&str] = &["kinds", "interval_ms", "duration_ms", "targets"];
 const FAULT_KEYS: &[&str] = &["at_ms", "action", "target", "peer", "duration_ms", "by_ms", "api"];
 const NETWORK_KEYS: &[&str] = &["latency_ms", "loss"];
-const CHECKS_KEYS: &[&str] = &["disable"];
+const CHECKS_KEYS: &[&str] = &["disable", "enable"];
 
 const NAME_EXPECTED: &str = "a name matching [a-z0-9_-]+";
 
@@ -124,10 +124,13 @@ fn read_scenario(mut top: Section) -> Result<Scenario> {
         nemesis: read_nemesis(&mut top)?,
         faults: each(top.sections("faults", FAULT_KEYS)?, read_fault)?,
         network: read_network(top.section("network", NETWORK_KEYS)?)?,
-        checks: Checks {
-            disable: anomaly_names(&mut top.section("checks", CHECKS_KEYS)?, "disable")?,
-        },
+        checks: read_checks(top.section("checks", CHECKS_KEYS)?)?,
     })
+}
+
+fn read_checks(mut s: Section) -> Result<Checks> {
+    let expected = format!("an opt-in check, one of: {}", OPT_IN_CHECKS.join(", "));
+    Ok(Checks { disable: anomaly_names(&mut s, "disable")?, enable: names(&mut s, "enable", &expected, |n| OPT_IN_CHECKS.contains(&n))? })
 }
 
 fn each<T>(sections: Vec<Section>, read: impl Fn(Section) -> Result<T>) -> Result<Vec<T>> {

@@ -31,7 +31,12 @@ pub const ANOMALIES: &[&str] = &[
     "stuck-producer",
     "torn-transaction",
     "processing-reorder",
+    "fractured-visibility",
 ];
+
+/// Checks that run only when `[checks] enable` names them (extension): they test a property
+/// stronger than Kafka promises, to show that it does not hold.
+pub const OPT_IN_CHECKS: &[&str] = &["fractured-visibility"];
 
 /// Switches of `[behaviour]`, each restoring one historical Kafka behaviour.
 pub const BEHAVIOURS: &[&str] = &[
@@ -194,6 +199,8 @@ impl Default for NetworkSpec {
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Checks {
     pub disable: Vec<String>,
+    /// Extension: opt-in checks (`OPT_IN_CHECKS`) to run.
+    pub enable: Vec<String>,
 }
 
 /// Gives an enum its scenario-file names: `name`, `from_name`, `NAMES` and `Display`.

@@ -1048,6 +1048,20 @@ fn api_is_required_for_hold_request_and_only_for_it_and_names_a_kafka_api() {
 }
 
 #[test]
+fn opt_in_checks_must_be_enabled_to_be_expected() {
+    assert_error(
+        &with("[checks]\nenable = [\"lost-write\"]"),
+        "checks.enable[0]",
+        "an opt-in check, one of: fractured-visibility",
+    );
+    let expect_it = replaced("outcome = \"clean\"", "outcome = \"violation\"\nanomalies = [\"fractured-visibility\"]");
+    assert_error(&expect_it, "expect.anomalies", "is an opt-in check: add it to [checks] enable");
+    let s = parse(&format!("{expect_it}\n[checks]\nenable = [\"fractured-visibility\"]"));
+    assert_eq!(s.checks.enable, vec!["fractured-visibility".to_string()]);
+    assert_eq!(parse(&s.to_toml()), s);
+}
+
+#[test]
 fn by_ms_is_required_for_skew_and_only_for_skew() {
     assert_error(
         &fault("at_ms = 1\naction = \"skew\"\ntarget = \"broker-0\""),

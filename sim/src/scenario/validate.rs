@@ -44,6 +44,11 @@ fn check_expect(s: &Scenario) -> Result<()> {
         );
         return Err(error(s, "expect.anomalies", expected));
     }
+    let named = expect.anomalies.iter().chain(&expect.allow);
+    if let Some(off) = named.filter(|a| OPT_IN_CHECKS.contains(&a.as_str())).find(|a| !s.checks.enable.contains(a)) {
+        let expected = format!("anomalies of checks that run (\"{off}\" is an opt-in check: add it to [checks] enable)");
+        return Err(error(s, "expect.anomalies", expected));
+    }
     match expect.within_seeds {
         Some(within) if within > s.seeds => Err(error(
             s,
