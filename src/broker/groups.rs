@@ -285,9 +285,14 @@ impl BrokerCore {
             return;
         }
         let Some(p) = self.partitions.get(tp) else { return };
-        let records = super::txn::read_keyed_records(p, &self.trace);
+        let (records, undecided) = super::txn::read_keyed_records(p, &self.trace);
         let end = p.leo();
         self.groups.load(now_ms, tp.partition, records);
+        for (pid, records) in undecided {
+            // TxnOffsetCommits whose transaction has no marker yet: pending again, so that the
+            // marker, when it comes, commits or drops them (KIP-447 keeps them unstable).
+            self.groups.restore_txn_offsets(tp.partition, pid, &records);
+        }
         if p.hw() < end {
             self.groups_loading.insert(tp.partition, end);
             self.trace.emit(|| format!("groups-loading {tp} until hw reaches {end}"));

@@ -394,7 +394,7 @@ impl BrokerCore {
             return;
         }
         let Some(p) = self.partitions.get(tp) else { return };
-        let records = read_keyed_records(p, &self.trace);
+        let (records, _undecided) = read_keyed_records(p, &self.trace);
         let (end, hw, epoch) = (p.leo(), p.hw(), p.leader_epoch);
         self.txns.load(now_ms, tp.partition, epoch, records);
         if hw < end {
@@ -655,7 +655,12 @@ impl BrokerCore {
 /// Records of a transaction (TxnOffsetCommit in `__consumer_offsets`) count from their COMMIT
 /// marker on and are dropped at an ABORT; those of a transaction still undecided at the log
 /// end are left out (their offsets are not restored as pending: a known gap).
-pub(super) fn read_keyed_records(p: &super::partition::Partition, trace: &crate::observe::Tracer) -> Vec<(Bytes, Option<Bytes>)> {
+/// A keyed partition's records as a new owner replays them: the plain ones and those of
+/// committed transactions, in log order, and the records of transactions still undecided at the
+/// end of the log, by producer id (their marker is yet to come).
+pub(super) type KeyedRecords = (Vec<(Bytes, Option<Bytes>)>, BTreeMap<i64, Vec<(Bytes, Option<Bytes>)>>);
+
+pub(super) fn read_keyed_records(p: &super::partition::Partition, trace: &crate::observe::Tracer) -> KeyedRecords {
     let mut records = Vec::new();
     let mut open: BTreeMap<i64, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
     let mut next = p.log.log_start_offset();
@@ -691,7 +696,7 @@ pub(super) fn read_keyed_records(p: &super::partition::Partition, trace: &crate:
             next = next.max(r.offset + 1);
         }
     }
-    records
+    (records, open)
 }
 
 /// One uncompressed v2 batch of keyed records; transactional with `pid`/`epoch` when asked.

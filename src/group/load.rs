@@ -16,6 +16,21 @@ use super::responses::{join_error, sync_error};
 use super::state::GroupState;
 
 impl GroupCoordinator {
+    /// After `load`: the offset records producer `pid` wrote into a transaction that has no
+    /// marker yet go back to waiting for it, as they did at the previous coordinator.
+    pub fn restore_txn_offsets(&mut self, partition: i32, pid: i64, records: &[(Bytes, Option<Bytes>)]) {
+        let mut by_group: BTreeMap<String, Vec<super::offsets::OffsetEntry>> = BTreeMap::new();
+        for (key, value) in records {
+            let Ok(GroupRecord::Offset { group, tp, value: Some(v) }) = GroupRecord::decode(key, value.as_deref()) else { continue };
+            if partition_for(&group, self.config.offsets_partitions) == partition {
+                by_group.entry(group).or_default().push((tp, v.offset, v.leader_epoch, v.metadata));
+            }
+        }
+        for (group, offsets) in by_group {
+            self.txn_offsets_pending(&group, pid, &offsets);
+        }
+    }
+
     /// This broker became leader of offsets partition `partition`: rebuild its groups and
     /// offsets from every (key, value) of its log, in log order. Groups with members are Stable
     /// at their stored generation, their sessions restarted at `now_ms`; groups without are

@@ -247,3 +247,22 @@ fn an_empty_group_without_offsets_is_deleted_with_a_tombstone() {
     c.offsets_committed(G, &[entry(0, 1)]);
     assert_eq!(c.next_deadline(), None);
 }
+
+#[test]
+fn a_new_coordinator_keeps_transactional_offsets_pending_until_their_marker() {
+    let (mut c, _) = coordinator();
+    let partition = partition_for(G, 50);
+    let undecided = c.offset_commit_records(G, 7_000, &[entry(0, 9)]);
+    c.unload(partition);
+    c.load(8_000, partition, Vec::new());
+    c.restore_txn_offsets(partition, 42, &undecided);
+    assert!(c.has_pending_txn_offset(G, &tp(0)), "unstable until the marker (KIP-447)");
+    assert_eq!(c.fetch_offsets(G, None), Ok(vec![]));
+    c.complete_txn_offsets(partition, 42, true);
+    assert!(!c.has_pending_txn_offset(G, &tp(0)));
+    assert_eq!(c.fetch_offsets(G, None), Ok(vec![entry(0, 9)]));
+    // Another partition's replay restores nothing of this group.
+    let (mut other, _) = coordinator();
+    other.restore_txn_offsets(partition + 1, 43, &undecided);
+    assert!(!other.has_pending_txn_offset(G, &tp(0)));
+}
