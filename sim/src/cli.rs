@@ -419,7 +419,7 @@ fn cmd_repro(path: &Path, seed: u64, swarm: bool, trace_out: Option<&Path>, repo
     if let Some(f) = &o.failure {
         println!("SYSTEM FAILURE: {f}");
     }
-    println!("trace hash {} ({} events, sim {} ms, wall {wall_ms} ms)", o.trace.hash(), o.trace.len(), o.sim_ms);
+    println!("trace hash {} ({} events, {} messages, sim {} ms, wall {wall_ms} ms)", o.trace.hash(), o.trace.len(), o.wire.sent_count(), o.sim_ms);
     if let Some(t) = trace_out {
         std::fs::write(t, o.trace.to_text()).map_err(|e| ScenarioError::new(&t.display().to_string(), "", format!("a writable file ({e})")))?;
     }

@@ -25,6 +25,7 @@ pub mod scenario;
 pub mod support;
 pub mod swarm;
 pub mod trace;
+pub mod wire;
 pub mod txn_work;
 pub mod workload;
 pub mod world;

@@ -16,6 +16,7 @@ use crate::nemesis::NemesisPlayer;
 use crate::scenario::{Outcome, Scenario, ScenarioError};
 use crate::support::check_supported;
 use crate::trace::Trace;
+use crate::wire::Wire;
 use crate::world::World;
 
 /// What one seed produced.
@@ -24,6 +25,8 @@ pub struct SeedOutcome {
     pub anomalies: Vec<Anomaly>,
     pub trace: Trace,
     pub history: History,
+    /// Every Kafka frame that crossed the network (for the report's message diagram).
+    pub wire: Wire,
     pub sim_ms: u64,
     /// What crossed the simulated network, per link (observed only).
     pub traffic: Traffic,
@@ -95,7 +98,8 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
         anomalies.extend(visibility);
     }
     crate::checkers::sort_anomalies(&mut anomalies);
-    Ok(SeedOutcome { seed, anomalies, trace, history, sim_ms, traffic, failure })
+    let wire = world.wire.replace(Wire::default());
+    Ok(SeedOutcome { seed, anomalies, trace, history, wire, sim_ms, traffic, failure })
 }
 
 /// How long a last stable offset may stay put below the HW before it is `stuck-lso`: the

@@ -216,12 +216,12 @@ impl TxnRecorder {
 }
 
 /// A transactional producer and its InitProducerId, retried until it succeeds or `stop_ms`.
-async fn start_producer(config: &ProducerConfig, bootstrap: &[String], clock: &SimClock, stop_ms: u64) -> Option<Producer> {
+async fn start_producer(net: &TurmoilNetwork, config: &ProducerConfig, bootstrap: &[String], clock: &SimClock, stop_ms: u64) -> Option<Producer> {
     loop {
         if sim_now_ms() >= stop_ms {
             return None;
         }
-        let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
+        let net: Rc<dyn Network> = Rc::new(net.clone());
         let producer = Producer::new(net, Rc::new(clock.clone()), bootstrap.to_vec(), config.clone());
         match producer.init_transactions().await {
             Ok(()) => return Some(producer),
@@ -243,7 +243,7 @@ impl crate::workload::ProducerWork {
         };
         let interval_ms = (1000.0 / self.rate_per_sec).max(1.0) as u64;
         'restart: loop {
-            let Some(producer) = start_producer(&self.config, &self.bootstrap, &self.clock, self.stop_ms).await else { return };
+            let Some(producer) = start_producer(&self.net, &self.config, &self.bootstrap, &self.clock, self.stop_ms).await else { return };
             rec.settle_inherited();
             loop {
                 if self.next_seq.get() >= self.messages || sim_now_ms() >= self.stop_ms {
@@ -310,7 +310,7 @@ impl crate::workload::ConsumerWork {
         };
         let clock = SimClock::default();
         'restart: loop {
-            let Some(producer) = start_producer(&t.producer, &self.bootstrap, &clock, u64::MAX).await else { return };
+            let Some(producer) = start_producer(&self.net, &t.producer, &self.bootstrap, &clock, u64::MAX).await else { return };
             rec.settle_inherited();
             self.rewind(&mut consumer);
             loop {

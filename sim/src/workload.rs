@@ -52,6 +52,8 @@ pub struct ProducerWork {
     pub unacked: Rc<RefCell<BTreeMap<u64, Option<String>>>>,
     pub entropy: Rc<RefCell<Entropy>>,
     pub paused: Rc<Cell<bool>>,
+    /// The simulated network, tapped for the wire log.
+    pub net: TurmoilNetwork,
     /// Transactional producers: how transactions are cut and what survives restarts.
     pub txn: Option<TxnSettings>,
 }
@@ -80,7 +82,7 @@ impl ProducerWork {
         if self.txn.is_some() {
             return self.run_transactional().await;
         }
-        let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
+        let net: Rc<dyn Network> = Rc::new(self.net.clone());
         let producer = Rc::new(Producer::new(net, Rc::new(self.clock.clone()), self.bootstrap.clone(), self.config.clone()));
         if self.restart_resend {
             let owed: Vec<(u64, Option<String>)> = self.unacked.borrow().iter().map(|(s, k)| (*s, k.clone())).collect();
@@ -162,6 +164,8 @@ pub struct ConsumerWork {
     pub bootstrap: Vec<String>,
     pub history: Rc<RefCell<History>>,
     pub paused: Rc<Cell<bool>>,
+    /// The simulated network, tapped for the wire log.
+    pub net: TurmoilNetwork,
     /// `commit = "transactional"`.
     pub txn: Option<TransformSettings>,
 }
@@ -172,7 +176,7 @@ impl ConsumerWork {
         if self.start_ms > now {
             tokio::time::sleep(Duration::from_millis(self.start_ms - now)).await;
         }
-        let net: Rc<dyn Network> = Rc::new(TurmoilNetwork);
+        let net: Rc<dyn Network> = Rc::new(self.net.clone());
         let mut consumer = Consumer::new(net, self.bootstrap.clone(), self.config.clone(), self.topics.clone());
         consumer.set_listener(self.listener());
         if self.txn.is_some() {

@@ -28,6 +28,7 @@ use crate::request_hold::RequestHolds;
 use crate::scenario::{ConfigValue, Scenario, ScenarioError};
 use crate::support::{broker_config, consumer_config, controller_config, producer_config};
 use crate::trace::Trace;
+use crate::wire::Wire;
 use crate::workload::{sim_now_ms, ConsumerWork, ProducerWork};
 
 pub const BROKER_PORT: u16 = 9092;
@@ -80,6 +81,8 @@ pub struct World<'a> {
     held: BTreeSet<(String, String)>,
     pub trace: Rc<RefCell<Trace>>,
     pub history: Rc<RefCell<History>>,
+    /// Every Kafka frame that crossed the network, for the report's message diagram.
+    pub wire: Rc<RefCell<Wire>>,
     /// Each broker's latest partition snapshots (what it believes: role, epoch, LEO, HW).
     pub snapshots: BTreeMap<String, Rc<RefCell<Vec<PartitionSnapshot>>>>,
     /// Each broker's latest view of the groups it coordinates.
@@ -196,6 +199,7 @@ impl<'a> World<'a> {
             held: BTreeSet::new(),
             trace: Rc::new(RefCell::new(Trace::default())),
             history: Rc::new(RefCell::new(History::new())),
+            wire: Rc::new(RefCell::new(Wire::default())),
             snapshots: BTreeMap::new(),
             group_snapshots: BTreeMap::new(),
             snapshots_changed: Rc::new(Cell::new(false)),
@@ -212,6 +216,11 @@ impl<'a> World<'a> {
         world.add_producers(s, seed)?;
         world.add_consumers(s)?;
         Ok(world)
+    }
+
+    /// The simulated network with every stream tapped for the wire log.
+    fn network(&self) -> TurmoilNetwork {
+        TurmoilNetwork::tapped(self.wire.clone())
     }
 
     fn new_node(&mut self, name: &str, role: Role) -> Rc<Cell<bool>> {
@@ -248,6 +257,7 @@ impl<'a> World<'a> {
             let (config, voters, topics, trace) = (config.clone(), voters.clone(), topics.clone(), node_tracer(&self.trace, &name));
             let starts = self.start_counter(&name);
             let (active, me) = (self.active_controllers.clone(), name.clone());
+            let net = self.network();
             let on_active: Rc<dyn Fn(bool)> = Rc::new(move |is: bool| {
                 let mut set = active.borrow_mut();
                 if is {
@@ -264,7 +274,7 @@ impl<'a> World<'a> {
                     voters: voters.clone(),
                     config: config.clone(),
                     topics: topics.clone(),
-                    net: Rc::new(TurmoilNetwork) as Rc<dyn Network>,
+                    net: Rc::new(net.clone()) as Rc<dyn Network>,
                     storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
                     entropy: Entropy::from_seed(derive_seed(seed, &format!("controller-{c}/{}", starts.get()))),
                     trace: trace.clone(),
@@ -300,6 +310,7 @@ impl<'a> World<'a> {
             let holds = RequestHolds::default();
             self.request_holds.insert(name.clone(), holds.clone());
             let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
+            let net = self.network();
             self.sim.host(name.as_str(), move || {
                 starts.set(starts.get() + 1);
                 let env = BrokerEnv {
@@ -309,7 +320,7 @@ impl<'a> World<'a> {
                     cluster_id: cluster_id.clone(),
                     controllers: controllers.clone(),
                     config: config.clone(),
-                    net: Rc::new(TurmoilNetwork) as Rc<dyn Network>,
+                    net: Rc::new(net.clone()) as Rc<dyn Network>,
                     storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
                     entropy: Entropy::from_seed(derive_seed(seed, &format!("broker-{b}/{}", starts.get()))),
                     clock: Rc::new(SimClock::default()) as Rc<dyn Clock>,
@@ -460,6 +471,7 @@ impl<'a> World<'a> {
                     unacked: Rc::new(RefCell::new(BTreeMap::new())),
                     entropy: Rc::new(RefCell::new(Entropy::from_seed(derive_seed(seed, &process)))),
                     paused: self.paused_flag(&process),
+                    net: self.network(),
                     txn,
                 });
                 self.sim.host(process.as_str(), move || {
@@ -507,6 +519,7 @@ impl<'a> World<'a> {
                     bootstrap: self.bootstrap(),
                     history: self.history.clone(),
                     paused: self.paused_flag(&process),
+                    net: self.network(),
                     txn,
                 });
                 self.sim.host(process.as_str(), move || {
