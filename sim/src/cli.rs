@@ -27,6 +27,8 @@ pub struct Cli {
 pub enum Format {
     Human,
     Json,
+    /// One JUnit test case per scenario, printed when every scenario has run.
+    Junit,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -306,6 +308,8 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &
     let RunOptions { jobs, format, swarm } = opts;
     let scenarios = load_all(paths)?;
     let mut code = EXIT_MET;
+    let mut cases = Vec::new();
+    let mut written: Vec<String> = Vec::new();
     for s in &scenarios {
         let seed_list = seeds.for_scenario(s);
         if format == Format::Human {
@@ -319,17 +323,38 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &
             match format {
                 Format::Json => println!("{}", seed_json(s, o, drawn.as_deref(), *wall_ms)),
                 Format::Human => println!("  {}{}", seed_line(o), drawn.as_ref().map(|d| format!("  [{d}]")).unwrap_or_default()),
+                Format::Junit => {}
             }
         }
+        let wall_ms: u128 = results.iter().map(|(_, _, ms)| *ms).sum();
         let outcomes: Vec<(SeedOutcome, u128)> = results.into_iter().map(|(o, _, ms)| (o, ms)).collect();
         let reports = write_reports(s, &outcomes, &verdict, report_dir, swarm);
+        written.extend(reports.iter().map(|(_, at)| at.clone()));
         match format {
-            Format::Json => println!("{}", summary_json(s, &verdict)),
+            Format::Json => println!("{}", summary_json(s, &verdict, &reports)),
             Format::Human => print_verdict(s, &verdict, &reports, swarm),
+            Format::Junit => cases.push(crate::junit::Case::new(s, &verdict, &reports, swarm, wall_ms)),
         }
         code = code.max(if !verdict.failures.is_empty() { EXIT_PANIC } else if verdict.met { EXIT_MET } else { EXIT_UNMET });
     }
+    match format {
+        Format::Junit => print!("{}", crate::junit::document(&cases)),
+        Format::Human => print_reports_summary(&written, report_dir),
+        Format::Json => {}
+    }
     Ok(code)
+}
+
+/// Where the run's reports went, last, so that a person finds them after a long sweep.
+fn print_reports_summary(written: &[String], dir: &Path) {
+    if written.is_empty() {
+        println!("reports: none written (no seed went against its expectation)");
+        return;
+    }
+    println!("reports: {} written under {}/ (report.md, report.html, history.jsonl, trace.txt each):", written.len(), dir.display());
+    for at in written {
+        println!("  {at}");
+    }
 }
 
 fn describe_seeds(seeds: &[u64]) -> String {
@@ -358,15 +383,24 @@ fn seed_line(o: &SeedOutcome) -> String {
 
 /// Reports for seeds that went against the expectation, and for every system failure.
 fn write_reports(s: &Scenario, outcomes: &[(SeedOutcome, u128)], v: &Verdict, dir: &Path, swarm: bool) -> Vec<(u64, String)> {
+    let provenance = report::Provenance::detect();
     let unexpected = |seed: u64| v.failures.contains(&seed) || (s.expect.outcome == crate::scenario::Outcome::Clean && v.notable_seeds.contains(&seed));
     outcomes
         .iter()
         .filter(|(o, _)| unexpected(o.seed))
         .map(|(o, _)| {
-            let at = report::write(dir, s, o, swarm).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
+            let at = write_report(dir, s, o, swarm, &provenance).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
             (o.seed, at)
         })
         .collect()
+}
+
+/// A seed's report, written from the scenario as the seed ran it (a swarm seed's own draw).
+fn write_report(dir: &Path, s: &Scenario, o: &SeedOutcome, swarm: bool, provenance: &report::Provenance) -> std::io::Result<PathBuf> {
+    if swarm {
+        return report::write(dir, &crate::swarm::draw(s, o.seed).0, o, swarm, provenance);
+    }
+    report::write(dir, s, o, swarm, provenance)
 }
 
 fn print_verdict(s: &Scenario, v: &Verdict, reports: &[(u64, String)], swarm: bool) {
@@ -393,10 +427,12 @@ fn seed_json(s: &Scenario, o: &SeedOutcome, swarm: Option<&str>, wall_ms: u128) 
     .to_string()
 }
 
-fn summary_json(s: &Scenario, v: &Verdict) -> String {
+fn summary_json(s: &Scenario, v: &Verdict, reports: &[(u64, String)]) -> String {
+    let reports: Vec<&String> = reports.iter().map(|(_, at)| at).collect();
     serde_json::json!({
         "scenario": s.name, "summary": true, "expect": s.expect.outcome.name(), "met": v.met,
         "seeds": v.seeds, "seeds_with_anomalies": v.seeds_with_anomalies, "anomaly_counts": v.anomaly_counts,
+        "reports": reports,
     })
     .to_string()
 }
@@ -423,7 +459,7 @@ fn cmd_repro(path: &Path, seed: u64, swarm: bool, trace_out: Option<&Path>, repo
     if let Some(t) = trace_out {
         std::fs::write(t, o.trace.to_text()).map_err(|e| ScenarioError::new(&t.display().to_string(), "", format!("a writable file ({e})")))?;
     }
-    match report::write(report_dir, s, &o, swarm) {
+    match write_report(report_dir, s, &o, swarm, &report::Provenance::detect()) {
         Ok(p) => println!("report: {}", p.display()),
         Err(e) => println!("report not written: {e}"),
     }
@@ -471,6 +507,10 @@ fn bench_command() -> String {
 }
 
 fn cmd_bench(opts: &crate::bench::BenchOptions, format: Format) -> i32 {
+    if format == Format::Junit {
+        eprintln!("error: --format junit: bench judges nothing, so it has no test cases; use --format human or json");
+        return EXIT_BAD_INPUT;
+    }
     let progress = |line: &str| {
         if format == Format::Human {
             eprintln!("  {line}");
@@ -479,8 +519,8 @@ fn cmd_bench(opts: &crate::bench::BenchOptions, format: Format) -> i32 {
     match crate::bench::run(opts, bench_command(), &progress) {
         Ok(report) => {
             match format {
-                Format::Human => print!("{}", crate::bench::render::human(&report)),
                 Format::Json => println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default()),
+                Format::Human | Format::Junit => print!("{}", crate::bench::render::human(&report)),
             }
             EXIT_MET
         }

@@ -7,8 +7,8 @@
 //! fault verbs; `faults` plays scripted faults; `nemesis` draws random ones; `swarm` draws the fault mix per seed; `workload` drives clients (`txn_work` its transactional side); `history` and
 //! `checkers` judge what clients saw; `invariants` check what nodes believe; `trace` records
 //! what nodes did; `run` runs seeds;
-//! `report` writes what a person reads; `bench` measures how fast seeds run; `cli` is the
-//! `stormlog` binary.
+//! `report` writes what a person reads; `junit` what a CI system reads; `shrink` makes a failing
+//! run smaller; `bench` measures how fast seeds run; `cli` is the `stormlog` binary.
 
 pub mod bench;
 pub mod checkers;
@@ -17,6 +17,7 @@ pub mod engine;
 pub mod faults;
 pub mod history;
 pub mod invariants;
+pub mod junit;
 pub mod nemesis;
 pub mod report;
 pub mod request_hold;

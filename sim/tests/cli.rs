@@ -94,3 +94,19 @@ fn a_bench_variant_with_fewer_brokers_than_replicas_is_bad_input() {
     assert_eq!(code, 1, "{text}");
     assert!(text.contains("replication_factor"), "{text}");
 }
+
+#[test]
+fn junit_has_one_case_per_scenario_and_a_failure_carries_the_repro_command() {
+    let text = std::fs::read_to_string("../scenarios/acks1_leader_crash_before_replication_loses_acknowledged_writes.toml").unwrap();
+    let wrong = text.replace("outcome = \"violation\"\nanomalies = [\"lost-write\"]", "outcome = \"clean\"").replace("name = \"acks1_leader", "name = \"expects_clean_acks1_leader");
+    let path = write_temp("expects_clean.toml", &wrong);
+    let reports = std::env::temp_dir().join(format!("stormlog-junit-{}", std::process::id()));
+    let (code, xml) = stormlog(&["run", "../scenarios/smoke.toml", &path, "--seeds", "1", "--format", "junit", "--report-dir", &reports.display().to_string()]);
+    assert_eq!(code, 2, "{xml}");
+    assert!(xml.starts_with("<?xml"), "junit output must be XML only: {xml}");
+    assert_eq!(xml.matches("<testcase ").count(), 2, "{xml}");
+    assert_eq!(xml.matches("<failure ").count(), 1, "{xml}");
+    let failure = xml.split("<failure ").nth(1).unwrap();
+    assert!(failure.contains(&format!("repro: cargo run --release -- repro {path} --seed 0")), "{failure}");
+    assert!(failure.contains("report for seed 0:"), "{failure}");
+}
