@@ -89,6 +89,22 @@ pub enum Command {
         #[arg(long)]
         swarm: bool,
     },
+    /// Write a smaller scenario, with an explicit fault schedule, whose seed still shows the
+    /// same anomaly kind.
+    Shrink {
+        scenario: PathBuf,
+        #[arg(long, env = "STORMLOG_SEED")]
+        seed: u64,
+        /// Where to write the shrunk scenario (default: reports/<scenario>/<seed>/shrunk.toml).
+        #[arg(short = 'o', long)]
+        output: Option<PathBuf>,
+        /// Shrink the seed as a swarm seed (its fault mix drawn from the seed).
+        #[arg(long)]
+        swarm: bool,
+        /// At most this many simulation runs.
+        #[arg(long, default_value_t = 300)]
+        runs_max: u32,
+    },
     /// List scenarios with their descriptions and expectations.
     List { folder: Option<PathBuf> },
     /// Measure how fast seeds run, per engine: simulated seconds and events per wall second,
@@ -166,6 +182,7 @@ pub fn main(cli: Cli) -> i32 {
         }
         Command::Repro { scenario, seed, swarm, trace, report_dir } => cmd_repro(&scenario, seed, swarm, trace.as_deref(), &report_dir),
         Command::Meta { scenarios, seeds, first_seed, swarm } => cmd_meta(&scenarios, first_seed, seeds, swarm),
+        Command::Shrink { scenario, seed, output, swarm, runs_max } => cmd_shrink(&scenario, seed, output, swarm, runs_max),
         Command::List { folder } => cmd_list(folder.as_deref().unwrap_or(Path::new("scenarios"))),
         Command::Bench { scenario, engine, seeds, jobs, throughput_seeds, series_seeds, quick, format } => {
             let opts = bench_options(quick, scenario, engine, (seeds, throughput_seeds, series_seeds), jobs);
@@ -486,6 +503,33 @@ fn cmd_meta(paths: &[PathBuf], first: u64, count: u64, swarm: bool) -> Result<i3
         }
     }
     Ok(code)
+}
+
+fn cmd_shrink(path: &Path, seed: u64, output: Option<PathBuf>, swarm: bool, runs_max: u32) -> Result<i32, ScenarioError> {
+    let loaded = &load_all(&[path.to_path_buf()])?[0];
+    let s = if swarm { crate::swarm::draw(loaded, seed).0 } else { loaded.clone() };
+    println!("scenario {} ({}), seed {seed}, engine turmoil: shrinking (at most {runs_max} runs)", s.name, s.path);
+    let shrunk = match crate::shrink::shrink(&s, seed, runs_max, &mut |step| println!("  {step}")) {
+        Ok(x) => x,
+        Err(why) => {
+            println!("cannot shrink: {why}");
+            return Ok(EXIT_UNMET);
+        }
+    };
+    let out = output.unwrap_or_else(|| PathBuf::from("reports").join(&s.name).join(seed.to_string()).join("shrunk.toml"));
+    let bad_path = |e: std::io::Error| ScenarioError::new(&out.display().to_string(), "", format!("a writable file ({e})"));
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(bad_path)?;
+    }
+    let header = format!("# Written by `stormlog shrink {} --seed {seed}{}`: {} in {} runs.
+", s.path, if swarm { " --swarm" } else { "" }, shrunk.before.compare(&shrunk.after), shrunk.runs);
+    std::fs::write(&out, header + &shrunk.scenario.to_toml()).map_err(bad_path)?;
+    let exhausted = if shrunk.exhausted { " (run budget used up: --runs-max allows more)" } else { "" };
+    println!("still shows {} after {} runs{exhausted}", shrunk.kind, shrunk.runs);
+    println!("smaller: {}", shrunk.before.compare(&shrunk.after));
+    println!("wrote {}", out.display());
+    println!("repro: {}", report::repro_command(&out.display().to_string(), seed, false));
+    Ok(EXIT_MET)
 }
 
 fn cmd_list(folder: &Path) -> Result<i32, ScenarioError> {

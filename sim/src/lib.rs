@@ -23,6 +23,7 @@ pub mod report;
 pub mod request_hold;
 pub mod run;
 pub mod scenario;
+pub mod shrink;
 pub mod support;
 pub mod swarm;
 pub mod trace;

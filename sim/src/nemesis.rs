@@ -6,7 +6,7 @@
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::scenario::{FaultKind, Nemesis, NemesisTargets};
+use crate::scenario::{FaultKind, FaultSpec, Nemesis, NemesisTargets, Peer, Target};
 use crate::world::{derive_seed, Role, World};
 
 /// A drawn fault waiting for its heal.
@@ -21,13 +21,16 @@ pub struct NemesisPlayer {
     rng: ChaCha8Rng,
     next_at_ms: u64,
     active: Vec<Active>,
+    /// Every fault drawn so far, as a scripted fault with the nodes it hit: the explicit
+    /// schedule that `shrink` starts from.
+    pub drawn: Vec<FaultSpec>,
 }
 
 impl NemesisPlayer {
     pub fn new(spec: &Nemesis, seed: u64) -> NemesisPlayer {
         let mut rng = ChaCha8Rng::seed_from_u64(derive_seed(seed, "nemesis"));
         let first = rng.random_range(spec.interval_ms.0..=spec.interval_ms.1);
-        NemesisPlayer { spec: spec.clone(), rng, next_at_ms: first, active: Vec::new() }
+        NemesisPlayer { spec: spec.clone(), rng, next_at_ms: first, active: Vec::new(), drawn: Vec::new() }
     }
 
     /// Heals what is due and starts a new fault when its time has come.
@@ -45,6 +48,7 @@ impl NemesisPlayer {
         let Some(sides) = self.draw_sides(kind, world) else { return };
         start(kind, &sides, world);
         let lasts = self.rng.random_range(self.spec.duration_ms.0..=self.spec.duration_ms.1);
+        self.drawn.push(scripted(now_ms, kind, &sides, lasts));
         self.active.push(Active { heal_at_ms: now_ms + lasts, kind, sides });
     }
 
@@ -89,6 +93,15 @@ impl NemesisPlayer {
             NemesisTargets::Any => world.node_names(),
         }
     }
+}
+
+/// A drawn fault as the scripted fault that does the same to the same nodes: a partition
+/// names both sides; isolate and hold cut the target from every other node, which is what a
+/// scripted fault without `peer` means.
+fn scripted(at_ms: u64, kind: FaultKind, (a, b): &(Vec<String>, Vec<String>), lasts_ms: u64) -> FaultSpec {
+    let targets = |nodes: &[String]| -> Vec<Target> { nodes.iter().map(|n| Target::parse(n).expect("node names are targets")).collect() };
+    let peer = kind.takes_peer().then(|| Peer::Targets(targets(b)));
+    FaultSpec { at_ms, action: kind, target: targets(a), peer, duration_ms: Some(lasts_ms), by_ms: None, api: None }
 }
 
 fn is_server(name: &str) -> bool {

@@ -13,7 +13,7 @@ use crate::faults::FaultPlayer;
 use crate::history::History;
 use crate::invariants::{check_divergence, check_groups, check_leaders, Invariants};
 use crate::nemesis::NemesisPlayer;
-use crate::scenario::{Outcome, Scenario, ScenarioError};
+use crate::scenario::{FaultSpec, Outcome, Scenario, ScenarioError};
 use crate::support::check_supported;
 use crate::trace::Trace;
 use crate::wire::Wire;
@@ -32,10 +32,15 @@ pub struct SeedOutcome {
     pub traffic: Traffic,
     /// A panic inside the system (a failed assertion is a bug found) or a node that died.
     pub failure: Option<String>,
+    /// The faults the random nemesis drew, as scripted faults on the nodes they hit.
+    pub drawn_faults: Vec<FaultSpec>,
 }
 
 thread_local! {
     static PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Set while a simulation is being driven: only its panics are the system's bugs to
+    /// remember; any other panic is the harness's own and is printed as usual.
+    static DRIVING: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Panics inside simulated tasks are caught by their runtime; this hook remembers them so
@@ -43,7 +48,11 @@ thread_local! {
 fn install_panic_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        panic::set_hook(Box::new(|info| {
+        let default = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if !DRIVING.with(|d| d.get()) {
+                return default(info);
+            }
             let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
             let msg = info
                 .payload()
@@ -69,7 +78,10 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     let mut world = World::build(s, seed)?;
     world.trace.borrow_mut().record(0, "harness", &format!("scenario {} seed {seed}", s.name));
     let mut invariants = Invariants::default();
-    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, seed, &mut world, &mut invariants)));
+    let mut drawn_faults = Vec::new();
+    DRIVING.with(|d| d.set(true));
+    let result = panic::catch_unwind(AssertUnwindSafe(|| drive(s, seed, &mut world, &mut invariants, &mut drawn_faults)));
+    DRIVING.with(|d| d.set(false));
     let failure = match result {
         Ok(Ok(())) => take_panic(),
         Ok(Err(e)) => Some(take_panic().unwrap_or(e)),
@@ -99,7 +111,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     }
     crate::checkers::sort_anomalies(&mut anomalies);
     let wire = world.wire.replace(Wire::default());
-    Ok(SeedOutcome { seed, anomalies, trace, history, wire, sim_ms, traffic, failure })
+    Ok(SeedOutcome { seed, anomalies, trace, history, wire, sim_ms, traffic, failure, drawn_faults })
 }
 
 /// How long a last stable offset may stay put below the HW before it is `stuck-lso`: the
@@ -141,9 +153,15 @@ fn unclean_elections(trace: &Trace) -> BTreeSet<(String, i32)> {
         .collect()
 }
 
-fn drive(s: &Scenario, seed: u64, world: &mut World<'_>, invariants: &mut Invariants) -> Result<(), String> {
+fn drive(s: &Scenario, seed: u64, world: &mut World<'_>, invariants: &mut Invariants, drawn: &mut Vec<FaultSpec>) -> Result<(), String> {
     let mut faults = FaultPlayer::new(s);
     let mut nemesis = s.nemesis.as_ref().map(|n| NemesisPlayer::new(n, seed));
+    let result = drive_phases(s, world, invariants, &mut faults, nemesis.as_mut());
+    *drawn = nemesis.map(|n| n.drawn).unwrap_or_default();
+    result
+}
+
+fn drive_phases(s: &Scenario, world: &mut World<'_>, invariants: &mut Invariants, faults: &mut FaultPlayer, mut nemesis: Option<&mut NemesisPlayer>) -> Result<(), String> {
     let chaos_end = s.duration_ms;
     let total = s.duration_ms + s.heal_ms;
     let mut healed = false;
