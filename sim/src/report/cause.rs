@@ -15,9 +15,20 @@ pub struct Cause {
     pub text: String,
 }
 
-/// Causes for anomalies on `tp` at `offsets` (acknowledged as `acks` says), up to `until_ms`.
-pub fn causes(facts: &Facts, tp: &str, offsets: &BTreeSet<i64>, acks: &Acks, until_ms: u64) -> Vec<Cause> {
+/// What a group of anomalies is about: its partition, offsets, nodes and first time.
+pub struct Subject<'a> {
+    pub tp: &'a str,
+    pub offsets: &'a BTreeSet<i64>,
+    pub nodes: &'a BTreeSet<String>,
+    pub first_ms: u64,
+}
+
+/// Causes for the anomalies of `subject` (acknowledged as `acks` says), up to `until_ms`.
+pub fn causes(facts: &Facts, subject: &Subject<'_>, acks: &Acks, until_ms: u64) -> Vec<Cause> {
+    let (tp, offsets) = (subject.tp, subject.offsets);
     let mut out: Vec<Cause> = Vec::new();
+    out.extend(aborts_after(facts, tp, offsets));
+    out.extend(faults_on(facts, subject.nodes, subject.first_ms));
     out.extend(unclean_elections(facts, tp, until_ms));
     out.extend(short_leaders(facts, tp, offsets, acks, until_ms));
     out.extend(truncations(facts, tp, offsets, acks, until_ms));
@@ -119,10 +130,96 @@ fn power_losses(facts: &Facts, tp: &str, offsets: &BTreeSet<i64>, until_ms: u64)
         .collect()
 }
 
+/// Offsets whose next transaction marker on the partition is an abort: their transaction
+/// was aborted, and its records stay in the log (read_uncommitted readers return them).
+fn aborts_after(facts: &Facts, tp: &str, offsets: &BTreeSet<i64>) -> Vec<Cause> {
+    let mut markers: Vec<_> = facts.markers.iter().filter(|m| m.tp == tp).collect();
+    markers.sort_by_key(|m| (m.offset, m.time_ms));
+    let mut by_marker: std::collections::BTreeMap<usize, Vec<i64>> = std::collections::BTreeMap::new();
+    for o in offsets {
+        if let Some(i) = markers.iter().position(|m| m.offset > *o) {
+            if !markers[i].commit {
+                by_marker.entry(i).or_default().push(*o);
+            }
+        }
+    }
+    by_marker
+        .iter()
+        .take(CAUSES_PER_RULE_MAX)
+        .map(|(i, before)| {
+            let m = markers[*i];
+            Cause {
+                time_ms: m.time_ms,
+                text: format!(
+                    "the transaction of {} was aborted: {} wrote its abort marker at {tp} offset {} at {}, and {} offset(s) of these anomalies ({}) lie before it with no commit marker between",
+                    m.producer,
+                    m.node,
+                    m.offset,
+                    secs(m.time_ms),
+                    before.len(),
+                    range(before[0], before[before.len() - 1])
+                ),
+            }
+        })
+        .collect()
+}
+
+/// Faults injected into the nodes the anomalies name, before the first of them was seen.
+fn faults_on(facts: &Facts, nodes: &BTreeSet<String>, first_ms: u64) -> Vec<Cause> {
+    facts
+        .faults
+        .iter()
+        .filter(|f| !f.heal && f.time_ms <= first_ms && f.nodes.iter().any(|n| nodes.contains(n)))
+        .take(CAUSES_PER_RULE_MAX)
+        .map(|f| Cause { time_ms: f.time_ms, text: format!("{} was hit by the fault {}{} at {}, before these anomalies were seen", f.nodes.join(","), f.verb, if f.rest.is_empty() { String::new() } else { format!(" {}", f.rest) }, secs(f.time_ms)) })
+        .collect()
+}
+
+/// A rule that matches many times states its first few.
+const CAUSES_PER_RULE_MAX: usize = 3;
+
 fn range(first: i64, last: i64) -> String {
     if first == last {
         first.to_string()
     } else {
         format!("{first}..={last}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::Run;
+    use crate::trace::Trace;
+
+    fn facts(lines: &[(u64, &str, &str)]) -> Facts {
+        let mut t = Trace::default();
+        lines.iter().for_each(|(ms, n, e)| t.record(*ms, n, e));
+        Facts::read(&t)
+    }
+
+    #[test]
+    fn a_truncation_is_a_cause_only_for_offsets_acknowledged_before_it() {
+        let mut run = Run::new();
+        run.send_ok("p-0", 0, 0, 5);
+        let acks = Acks::from_history(&run.history);
+        let f = facts(&[(1000, "broker-0", "truncate orders/0 9 -> 3 (to own high watermark)"), (0, "broker-1", "truncate orders/0 20 -> 10 (out of range)")]);
+        let offsets: BTreeSet<i64> = [5, 6].into();
+        let nodes = BTreeSet::new();
+        let subject = Subject { tp: "orders/0", offsets: &offsets, nodes: &nodes, first_ms: 0 };
+        let found = causes(&f, &subject, &acks, u64::MAX);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].text.starts_with("broker-0 truncated orders/0 from offset 9 to 3 at 1.000 s (to own high watermark), removing 1 acknowledged offset(s)"), "{}", found[0].text);
+    }
+
+    #[test]
+    fn records_followed_by_an_abort_marker_are_explained_by_it() {
+        let f = facts(&[(10, "broker-0", "marker orders/0 4 commit pid=7 epoch=0"), (20, "broker-0", "marker orders/0 8 abort pid=7 epoch=1")]);
+        let offsets: BTreeSet<i64> = [2, 5, 6].into();
+        let nodes = BTreeSet::new();
+        let subject = Subject { tp: "orders/0", offsets: &offsets, nodes: &nodes, first_ms: 0 };
+        let found = causes(&f, &subject, &Acks::default(), u64::MAX);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].text.contains("producer id 7 epoch 1 was aborted") && found[0].text.contains("2 offset(s) of these anomalies (5..=6)"), "{}", found[0].text);
     }
 }

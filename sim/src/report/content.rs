@@ -9,7 +9,7 @@ use crate::checkers::Anomaly;
 use crate::run::SeedOutcome;
 use crate::scenario::Scenario;
 
-use super::cause::{causes, Cause};
+use super::cause::{causes, Cause, Subject};
 use super::document::Block;
 use super::facts::{secs, Facts};
 use super::provenance::Provenance;
@@ -132,7 +132,9 @@ fn summary(input: &Input<'_>, groups: &[Group<'_>]) -> Vec<Block> {
 /// write, its acknowledgement), and what lost it may come later.
 fn group_causes(g: &Group<'_>, facts: &Facts, acks: &Acks, end_ms: u64) -> Vec<Cause> {
     let offsets: BTreeSet<i64> = g.anomalies.iter().flat_map(|a| a.offsets.iter().copied()).collect();
-    causes(facts, &g.tp, &offsets, acks, end_ms)
+    let nodes: BTreeSet<String> = g.anomalies.iter().flat_map(|a| a.nodes.iter().cloned()).collect();
+    let subject = Subject { tp: &g.tp, offsets: &offsets, nodes: &nodes, first_ms: g.anomalies[0].time_ms };
+    causes(facts, &subject, acks, end_ms)
 }
 
 fn group_blocks(g: &Group<'_>, causes: &[Cause], o: &SeedOutcome, facts: &Facts) -> Vec<Block> {

@@ -84,8 +84,20 @@ pub struct Reopen {
     pub after_kill: bool,
 }
 
+/// A transaction marker a partition leader appended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Marker {
+    pub time_ms: u64,
+    pub node: String,
+    pub tp: String,
+    pub offset: i64,
+    pub commit: bool,
+    pub producer: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
+    pub markers: Vec<Marker>,
     pub faults: Vec<FaultEvent>,
     pub leaders: Vec<BecameLeader>,
     pub truncations: Vec<Truncation>,
@@ -137,6 +149,10 @@ impl Facts {
                     let after_kill = killed.contains(l.node);
                     f.reopens.push(Reopen { time_ms: l.time_ms, node: l.node.to_string(), tp: tp.to_string(), leo: reopened, leo_before: leo.get(&key).copied(), after_kill });
                     leo.insert(key, reopened);
+                }
+                ["marker", tp, offset, what @ ("commit" | "abort"), pid, epoch] => {
+                    let producer = format!("{} {}", pid.replace("pid=", "producer id "), epoch.replace("epoch=", "epoch "));
+                    f.markers.push(Marker { time_ms: l.time_ms, node: l.node.to_string(), tp: tp.to_string(), offset: num(offset, ""), commit: *what == "commit", producer });
                 }
                 ["metadata", record, kind @ ("change" | "partition"), tp, rest @ ..] => {
                     f.changes.push(partition_change(&l, record, kind, tp, rest));
