@@ -327,6 +327,7 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &
     let mut code = EXIT_MET;
     let mut cases = Vec::new();
     let mut written: Vec<String> = Vec::new();
+    let provenance = report::Provenance::detect();
     for s in &scenarios {
         let seed_list = seeds.for_scenario(s);
         if format == Format::Human {
@@ -345,7 +346,7 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &
         }
         let wall_ms: u128 = results.iter().map(|(_, _, ms)| *ms).sum();
         let outcomes: Vec<(SeedOutcome, u128)> = results.into_iter().map(|(o, _, ms)| (o, ms)).collect();
-        let reports = write_reports(s, &outcomes, &verdict, report_dir, swarm);
+        let reports = write_reports(s, &outcomes, &verdict, report_dir, &provenance, swarm);
         written.extend(reports.iter().map(|(_, at)| at.clone()));
         match format {
             Format::Json => println!("{}", summary_json(s, &verdict, &reports)),
@@ -399,14 +400,13 @@ fn seed_line(o: &SeedOutcome) -> String {
 }
 
 /// Reports for seeds that went against the expectation, and for every system failure.
-fn write_reports(s: &Scenario, outcomes: &[(SeedOutcome, u128)], v: &Verdict, dir: &Path, swarm: bool) -> Vec<(u64, String)> {
-    let provenance = report::Provenance::detect();
+fn write_reports(s: &Scenario, outcomes: &[(SeedOutcome, u128)], v: &Verdict, dir: &Path, provenance: &report::Provenance, swarm: bool) -> Vec<(u64, String)> {
     let unexpected = |seed: u64| v.failures.contains(&seed) || (s.expect.outcome == crate::scenario::Outcome::Clean && v.notable_seeds.contains(&seed));
     outcomes
         .iter()
         .filter(|(o, _)| unexpected(o.seed))
         .map(|(o, _)| {
-            let at = write_report(dir, s, o, swarm, &provenance).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
+            let at = write_report(dir, s, o, swarm, provenance).map(|p| p.display().to_string()).unwrap_or_else(|e| format!("(report not written: {e})"));
             (o.seed, at)
         })
         .collect()

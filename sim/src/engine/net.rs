@@ -130,8 +130,7 @@ impl AsyncRead for Tap {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = polled {
-            let fresh = buf.filled()[before..].to_vec();
-            self.saw(&fresh, Side::Recv);
+            self.saw(&buf.filled()[before..], Side::Recv);
         }
         polled
     }
