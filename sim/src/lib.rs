@@ -6,7 +6,7 @@
 //! `engine` is the simulated side of the seam; `world` builds the simulation and holds the
 //! fault verbs; `faults` plays scripted faults; `nemesis` draws random ones; `swarm` draws the fault mix per seed; `workload` drives clients (`txn_work` its transactional side); `history` and
 //! `checkers` judge what clients saw; `invariants` check what nodes believe; `trace` records
-//! what nodes did; `run` runs seeds;
+//! what nodes did; `wire` the Kafka frames they exchanged; `run` runs seeds;
 //! `report` writes what a person reads; `junit` what a CI system reads; `shrink` makes a failing
 //! run smaller; `bench` measures how fast seeds run; `cli` is the `stormlog` binary.
 
