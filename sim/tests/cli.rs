@@ -110,3 +110,17 @@ fn junit_has_one_case_per_scenario_and_a_failure_carries_the_repro_command() {
     assert!(failure.contains(&format!("repro: cargo run --release -- repro {path} --seed 0")), "{failure}");
     assert!(failure.contains("report for seed 0:"), "{failure}");
 }
+
+#[test]
+fn shrink_writes_a_scenario_with_an_explicit_schedule_and_says_how_much_smaller() {
+    let out = std::env::temp_dir().join(format!("stormlog-shrunk-{}.toml", std::process::id()));
+    let (code, text) = stormlog(&["shrink", "../scenarios/unclean_election_loses_committed_data.toml", "--seed", "0", "-o", &out.display().to_string(), "--runs-max", "6"]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("smaller: faults 2 -> ") && text.contains("messages sent "), "{text}");
+    assert!(text.contains(&format!("repro: cargo run --release -- repro {} --seed 0", out.display())), "{text}");
+    let written = std::fs::read_to_string(&out).unwrap();
+    assert!(written.starts_with("# Written by `stormlog shrink"), "{written}");
+    assert!(written.contains("[[faults]]") && !written.contains("[nemesis]"), "{written}");
+    let (code, text) = stormlog(&["repro", &out.display().to_string(), "--seed", "0", "--report-dir", &std::env::temp_dir().display().to_string()]);
+    assert_eq!(code, 0, "the shrunk scenario must still fail the same way: {text}");
+}

@@ -26,3 +26,18 @@ fn shrinking_a_random_fault_violation_keeps_the_lost_write_with_fewer_faults_and
     let o = run_seed(&written, 0).unwrap();
     assert!(o.anomalies.iter().any(|a| a.kind == "lost-write"), "the shrunk scenario no longer fails the same way");
 }
+
+#[test]
+fn the_nemesis_draws_made_explicit_replay_the_same_run() {
+    let name = "acks1_under_random_faults_loses_acknowledged_writes.toml";
+    let s = Scenario::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../scenarios").join(name)).unwrap();
+    let drawn = run_seed(&s, 2).unwrap();
+    assert!(drawn.drawn_faults.len() >= 5, "{:?}", drawn.drawn_faults);
+    let explicit = sim::shrink::explicit(&s, &drawn);
+    let written = Scenario::parse("explicit.toml", &explicit.to_toml()).unwrap();
+    let replayed = run_seed(&written, 2).unwrap();
+    assert!(replayed.drawn_faults.is_empty());
+    if let Some((line, a, b)) = sim::trace::first_difference(&drawn.trace, &replayed.trace) {
+        panic!("the explicit schedule parts from the nemesis run at event {line}:\n  {a:?}\n  {b:?}");
+    }
+}
