@@ -27,6 +27,7 @@ pub struct Subject<'a> {
 pub fn causes(facts: &Facts, subject: &Subject<'_>, acks: &Acks, until_ms: u64) -> Vec<Cause> {
     let (tp, offsets) = (subject.tp, subject.offsets);
     let mut out: Vec<Cause> = Vec::new();
+    out.extend(late_end_txns(facts, until_ms));
     out.extend(aborts_after(facts, tp, offsets));
     out.extend(faults_on(facts, subject.nodes, subject.first_ms));
     out.extend(unclean_elections(facts, tp, until_ms));
@@ -164,6 +165,32 @@ fn aborts_after(facts: &Facts, tp: &str, offsets: &BTreeSet<i64>) -> Vec<Cause> 
         .collect()
 }
 
+/// An EndTxn held past a transaction boundary (KAFKA-17754): while it waited, its client's
+/// transaction ended another way and the next one began; handled late and accepted, it
+/// decided that next transaction.
+fn late_end_txns(facts: &Facts, until_ms: u64) -> Vec<Cause> {
+    let mut out = Vec::new();
+    for r in facts.late_requests.iter().filter(|r| r.api == "EndTxn") {
+        let Some(handled) = r.handled_ms.filter(|t| *t <= until_ms) else { continue };
+        let Some(e) = facts.end_txns.iter().find(|e| e.node == r.node && e.time_ms == handled) else { continue };
+        let Some(begun) = facts.txn_begins.iter().rfind(|b| b.node == r.node && b.txn == e.txn && b.time_ms > r.held_ms && b.time_ms <= handled) else { continue };
+        let what = if e.commit { "commit" } else { "abort" };
+        let text = match &e.refused {
+            Some(err) => format!(
+                "{} held an EndTxn({what}) of {} (producer epoch {}) from {} to {}; meanwhile the next transaction began ({} at {}), and the late EndTxn was refused with {err}",
+                r.node, e.txn, e.epoch, secs(r.held_ms), secs(handled), e.txn, secs(begun.time_ms)
+            ),
+            None => format!(
+                "EndTxn of epoch {} applied to a later transaction: {} held an EndTxn({what}) of {} from {} to {}; meanwhile that transaction ended on a retry and later ones began under the same producer epoch (the last Ongoing at {}); handled late, the EndTxn decided the one in progress ({what}) at {}",
+                e.epoch, r.node, e.txn, secs(r.held_ms), secs(handled), secs(begun.time_ms), secs(handled)
+            ),
+        };
+        out.push(Cause { time_ms: handled, text });
+    }
+    out.truncate(CAUSES_PER_RULE_MAX);
+    out
+}
+
 /// Faults injected into the nodes the anomalies name, before the first of them was seen.
 fn faults_on(facts: &Facts, nodes: &BTreeSet<String>, first_ms: u64) -> Vec<Cause> {
     facts
@@ -221,5 +248,27 @@ mod tests {
         let found = causes(&f, &subject, &Acks::default(), u64::MAX);
         assert_eq!(found.len(), 1, "{found:?}");
         assert!(found[0].text.contains("producer id 7 epoch 1 was aborted") && found[0].text.contains("2 offset(s) of these anomalies (5..=6)"), "{}", found[0].text);
+    }
+
+    #[test]
+    fn a_held_end_txn_accepted_after_the_next_transaction_began_is_a_cause_and_a_refused_one_says_so() {
+        let trace = |refused: &'static str| {
+            facts(&[
+                (100, "broker-0", "hold-request: holding EndTxn from p-0"),
+                (200, "broker-0", "txn-state p-0 pid=5 epoch=0 CompleteCommit -> Ongoing"),
+                (300, "broker-0", "hold-request: handling the held EndTxn from p-0"),
+                (300, "broker-0", refused),
+            ])
+        };
+        let offsets: BTreeSet<i64> = [1].into();
+        let nodes = BTreeSet::new();
+        let subject = Subject { tp: "orders/0", offsets: &offsets, nodes: &nodes, first_ms: 0 };
+        let found = causes(&trace("end-txn p-0 pid=5 epoch=0 commit=true"), &subject, &Acks::default(), u64::MAX);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].text.starts_with("EndTxn of epoch 0 applied to a later transaction: broker-0 held an EndTxn(commit) of p-0 from 0.100 s to 0.300 s"), "{}", found[0].text);
+        let found = causes(&trace("end-txn p-0 pid=5 epoch=0 commit=true: refused ProducerFenced"), &subject, &Acks::default(), u64::MAX);
+        assert!(found[0].text.ends_with("the late EndTxn was refused with ProducerFenced"), "{}", found[0].text);
+        // Before it was handled, it explains nothing.
+        assert!(causes(&trace("end-txn p-0 pid=5 epoch=0 commit=true"), &subject, &Acks::default(), 250).is_empty());
     }
 }

@@ -95,8 +95,41 @@ pub struct Marker {
     pub producer: String,
 }
 
+/// A request a broker held (the `hold-request` fault) and handled late.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LateRequest {
+    pub held_ms: u64,
+    pub handled_ms: Option<u64>,
+    pub node: String,
+    pub api: String,
+    pub client: String,
+}
+
+/// An EndTxn as the transaction coordinator handled it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndTxn {
+    pub time_ms: u64,
+    pub node: String,
+    pub txn: String,
+    pub epoch: i64,
+    pub commit: bool,
+    /// The error it was answered with, when refused.
+    pub refused: Option<String>,
+}
+
+/// A transaction that began at its coordinator (its state became Ongoing from another).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxnBegin {
+    pub time_ms: u64,
+    pub node: String,
+    pub txn: String,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Facts {
+    pub late_requests: Vec<LateRequest>,
+    pub end_txns: Vec<EndTxn>,
+    pub txn_begins: Vec<TxnBegin>,
     pub markers: Vec<Marker>,
     pub faults: Vec<FaultEvent>,
     pub leaders: Vec<BecameLeader>,
@@ -153,6 +186,23 @@ impl Facts {
                 ["marker", tp, offset, what @ ("commit" | "abort"), pid, epoch] => {
                     let producer = format!("{} {}", pid.replace("pid=", "producer id "), epoch.replace("epoch=", "epoch "));
                     f.markers.push(Marker { time_ms: l.time_ms, node: l.node.to_string(), tp: tp.to_string(), offset: num(offset, ""), commit: *what == "commit", producer });
+                }
+                ["hold-request:", "holding", api, "from", client] => {
+                    f.late_requests.push(LateRequest { held_ms: l.time_ms, handled_ms: None, node: l.node.to_string(), api: api.to_string(), client: client.to_string() });
+                }
+                ["hold-request:", "handling", "the", "held", api, "from", client] => {
+                    let held = f.late_requests.iter_mut().rev().find(|r| r.node == l.node && r.api == *api && r.client == *client && r.handled_ms.is_none());
+                    if let Some(r) = held {
+                        r.handled_ms = Some(l.time_ms);
+                    }
+                }
+                ["end-txn", txn, _pid, epoch, commit, rest @ ..] => {
+                    let refused = (rest.first() == Some(&"refused")).then(|| rest[1..].join(" "));
+                    let commit = commit.trim_end_matches(':') == "commit=true";
+                    f.end_txns.push(EndTxn { time_ms: l.time_ms, node: l.node.to_string(), txn: txn.to_string(), epoch: num(epoch, "epoch="), commit, refused });
+                }
+                ["txn-state", txn, _pid, _epoch, from, "->", "Ongoing"] if *from != "Ongoing" => {
+                    f.txn_begins.push(TxnBegin { time_ms: l.time_ms, node: l.node.to_string(), txn: txn.to_string() });
                 }
                 ["metadata", record, kind @ ("change" | "partition"), tp, rest @ ..] => {
                     f.changes.push(partition_change(&l, record, kind, tp, rest));
