@@ -336,7 +336,8 @@ fn cmd_run(paths: &[PathBuf], seeds: SeedChoice, opts: RunOptions, report_dir: &
         let bar = progress(format, seed_list.len());
         let results = run_seeds(s, &seed_list, jobs, swarm, &bar)?;
         bar.finish_and_clear();
-        let verdict = judge(s, &results.iter().map(|(o, _, _)| (o.seed, kinds(o), o.failure.is_some())).collect::<Vec<_>>());
+        let mut verdict = judge(s, &results.iter().map(|(o, _, _)| (o.seed, kinds(o), o.failure.is_some())).collect::<Vec<_>>());
+        crate::run::require_marks(s, &mut verdict, results.iter().map(|(o, _, _)| o.marks.as_slice()));
         for (o, drawn, wall_ms) in &results {
             match format {
                 Format::Json => println!("{}", seed_json(s, o, drawn.as_deref(), *wall_ms)),
@@ -439,7 +440,7 @@ fn seed_json(s: &Scenario, o: &SeedOutcome, swarm: Option<&str>, wall_ms: u128) 
     serde_json::json!({
         "scenario": s.name, "seed": o.seed, "engine": "turmoil", "anomalies": o.anomalies,
         "trace_hash": o.trace.hash(), "sim_ms": o.sim_ms, "events": o.trace.len(), "wall_ms": wall_ms,
-        "failure": o.failure, "swarm": swarm,
+        "failure": o.failure, "swarm": swarm, "marks": o.marks,
     })
     .to_string()
 }
@@ -481,7 +482,8 @@ fn cmd_repro(path: &Path, seed: u64, swarm: bool, trace_out: Option<&Path>, repo
         Err(e) => println!("report not written: {e}"),
     }
     println!("repro: {}", report::repro_command(&s.path, seed, swarm));
-    let v = judge(s, &[(o.seed, kinds(&o), o.failure.is_some())]);
+    let mut v = judge(s, &[(o.seed, kinds(&o), o.failure.is_some())]);
+    crate::run::require_marks(s, &mut v, std::iter::once(o.marks.as_slice()));
     Ok(if o.failure.is_some() { EXIT_PANIC } else if v.met { EXIT_MET } else { EXIT_UNMET })
 }
 

@@ -34,6 +34,8 @@ pub struct SeedOutcome {
     pub failure: Option<String>,
     /// The faults the random nemesis drew, as scripted faults on the nodes they hit.
     pub drawn_faults: Vec<FaultSpec>,
+    /// The coverage marks (`sometimes!`) the run reached.
+    pub marks: Vec<String>,
 }
 
 thread_local! {
@@ -75,6 +77,7 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     install_panic_hook();
     take_panic();
     reset_traffic();
+    stormlog::observe::marks::take();
     let mut world = World::build(s, seed)?;
     world.trace.borrow_mut().record(0, "harness", &format!("scenario {} seed {seed}", s.name));
     let mut invariants = Invariants::default();
@@ -111,7 +114,8 @@ pub fn run_seed(s: &Scenario, seed: u64) -> Result<SeedOutcome, ScenarioError> {
     }
     crate::checkers::sort_anomalies(&mut anomalies);
     let wire = world.wire.replace(Wire::default());
-    Ok(SeedOutcome { seed, anomalies, trace, history, wire, sim_ms, traffic, failure, drawn_faults })
+    let marks = stormlog::observe::marks::take().into_iter().map(String::from).collect();
+    Ok(SeedOutcome { seed, anomalies, trace, history, wire, sim_ms, traffic, failure, drawn_faults, marks })
 }
 
 /// How long a last stable offset may stay put below the HW before it is `stuck-lso`: the
@@ -199,6 +203,22 @@ pub struct Verdict {
     pub notable_seeds: Vec<u64>,
     pub failures: Vec<u64>,
     pub reason: String,
+}
+
+/// `[expect] marks`: each must be reached by at least one seed, or the expectation is not met
+/// (the run never got to the state it is about).
+pub fn require_marks<'a>(s: &Scenario, v: &mut Verdict, reached: impl Iterator<Item = &'a [String]>) {
+    if s.expect.marks.is_empty() {
+        return;
+    }
+    let reached: std::collections::BTreeSet<&String> = reached.flatten().collect();
+    let missing: Vec<&String> = s.expect.marks.iter().filter(|m| !reached.contains(m)).collect();
+    if missing.is_empty() {
+        v.reason += &format!("; reached the marks {:?}", s.expect.marks);
+    } else {
+        v.met = false;
+        v.reason += &format!("; no seed reached the marks {missing:?}");
+    }
 }
 
 /// Judges seeds (in seed order) against `[expect]`.

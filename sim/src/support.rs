@@ -58,9 +58,6 @@ pub fn check_supported(s: &Scenario) -> Result<()> {
             return Err(not_yet(s, "nemesis.kinds", &format!("the {} fault", k.name())));
         }
     }
-    if !s.expect.marks.is_empty() {
-        return Err(not_yet(s, "expect.marks", "coverage marks"));
-    }
     if s.network.loss > 0.0 {
         return Err(not_yet(s, "network.loss", "link loss"));
     }

@@ -124,3 +124,19 @@ fn shrink_writes_a_scenario_with_an_explicit_schedule_and_says_how_much_smaller(
     let (code, text) = stormlog(&["repro", &out.display().to_string(), "--seed", "0", "--report-dir", &std::env::temp_dir().display().to_string()]);
     assert_eq!(code, 0, "the shrunk scenario must still fail the same way: {text}");
 }
+
+#[test]
+fn a_run_that_never_reaches_an_expected_mark_does_not_meet_its_expectation() {
+    let smoke = std::fs::read_to_string("../scenarios/smoke.toml").unwrap();
+    let never = smoke.replace("marks = [\"isr_shrunk\", \"isr_expanded\"]", "marks = [\"isr_shrunk\", \"unclean_election\"]");
+    assert_ne!(never, smoke, "smoke.toml expects its marks");
+    let path = write_temp("never_unclean.toml", &never);
+    let reports = std::env::temp_dir().join(format!("stormlog-marks-{}", std::process::id()));
+    let (code, text) = stormlog(&["run", &path, "--seeds", "1", "--report-dir", &reports.display().to_string()]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("no seed reached the marks [\"unclean_election\"]"), "{text}");
+    let (code, json) = stormlog(&["run", "../scenarios/smoke.toml", "--seeds", "1", "--format", "json"]);
+    assert_eq!(code, 0, "{json}");
+    let seed: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert!(seed["marks"].as_array().unwrap().iter().any(|m| m == "isr_shrunk"), "{json}");
+}

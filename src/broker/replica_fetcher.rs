@@ -143,7 +143,10 @@ impl BrokerCore {
         let leo = p.leo();
         p.divergence_checked = true;
         match p.truncate_to(to) {
-            Ok(()) => self.trace.emit(|| format!("truncate {tp} {leo} -> {} (diverging epoch {} end {})", p.leo(), answer.0, answer.1)),
+            Ok(()) => {
+                crate::sometimes!("epoch_truncation");
+                self.trace.emit(|| format!("truncate {tp} {leo} -> {} (diverging epoch {} end {})", p.leo(), answer.0, answer.1))
+            }
             Err(e) => self.trace.emit(|| format!("truncate-failed {tp} {e}")),
         }
         if let Some(epoch) = ask {

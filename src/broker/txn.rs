@@ -593,6 +593,7 @@ impl BrokerCore {
             .filter_map(|(tp, e)| e.map(|e| (tp, e)))
             .collect();
         for (tp, e) in &refused {
+            crate::sometimes!("txn_verification_failed");
             self.trace.emit(|| format!("txn-verification-failed {tp} {e:?}"));
         }
         let req = pv.request.take().expect("verified once");

@@ -42,6 +42,7 @@ pub fn elect_leader(
     }
     if unclean_allowed {
         if let Some(&leader) = replicas.iter().find(|&&r| is_acceptable(r)) {
+            crate::sometimes!("unclean_election");
             return ElectionResult { leader, unclean: true };
         }
     }

@@ -185,6 +185,13 @@ impl MetadataImage {
         let state = state.unwrap_or_else(|| panic!("change to unknown partition {topic}/{partition}"));
         let (leader_epoch_before, partition_epoch_before) = (state.leader_epoch, state.partition_epoch);
         if let Some(isr) = isr {
+            // Committed ISR changes, whatever asked for them (a leader's AlterPartition or
+            // the fencing of a broker).
+            if isr.len() < state.isr.len() {
+                crate::sometimes!("isr_shrunk");
+            } else if isr.len() > state.isr.len() {
+                crate::sometimes!("isr_expanded");
+            }
             state.isr = isr.to_vec();
         }
         if let Some(leader) = leader {

@@ -212,6 +212,7 @@ impl ProducerStateManager {
             .filter(|_| epoch == entry.epoch)
         {
             let (first_offset, last_offset) = (b.first_offset, b.last_offset);
+            crate::sometimes!("duplicate_batch");
             return Ok(SequenceCheck::Duplicate {
                 first_offset,
                 last_offset,

@@ -34,6 +34,7 @@ impl TxnCoordinator {
         // A new transactional id starts Empty (Kafka creates its metadata Empty at epoch -1).
         let mut state = from.unwrap_or(TxnState::Empty);
         if let Cause::Fence { fence_epoch, .. } = cause {
+            crate::sometimes!("txn_epoch_fence");
             state = self.transit(txn_id, state, TxnState::PrepareEpochFence, pid, fence_epoch);
         }
         self.transit(txn_id, state, target.state, pid, epoch);
@@ -199,6 +200,7 @@ impl TxnCoordinator {
             .map(|(id, _)| id.clone())
             .collect();
         for id in due {
+            crate::sometimes!("txn_timeout_abort");
             self.trace.emit(|| format!("txn {id} timed out: aborting"));
             self.fence(now_ms, &id, None);
         }

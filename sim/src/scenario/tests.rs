@@ -348,7 +348,7 @@ heal_ms = 0
 [expect]
 outcome = "clean"
 allow = ["redelivery"]
-marks = ["leader-failover"]
+marks = ["unclean_election"]
 [cluster]
 brokers = 3
 controllers = 3
@@ -1045,6 +1045,38 @@ fn api_is_required_for_hold_request_and_only_for_it_and_names_a_kafka_api() {
     assert_eq!(s.faults[0].action.healed_by(), Some(FaultKind::ReleaseRequest));
     assert_eq!(crate::scenario::api_key("EndTxn"), Some(26));
     assert_eq!(crate::scenario::api_key("Produce"), Some(0));
+}
+
+#[test]
+fn expected_marks_must_exist_in_the_code() {
+    assert_error(
+        &replaced("outcome = \"clean\"", "outcome = \"clean\"\nmarks = [\"isr_shrunk\", \"isr_shrank\"]"),
+        "expect.marks[1]",
+        "a coverage mark of the code, one of: isr_shrunk",
+    );
+}
+
+/// Every `sometimes!` in the system code is listed in `observe::marks::ALL`, so that a
+/// scenario can name it (a mark missing there would be refused, one listed but gone never hit).
+#[test]
+fn every_mark_in_the_code_is_known_and_every_known_mark_is_in_the_code() {
+    let mut found = std::collections::BTreeSet::new();
+    let mut dirs = vec![std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../src"))];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                for part in text.split("sometimes!(\"").skip(1) {
+                    found.insert(part.split('"').next().unwrap().to_string());
+                }
+            }
+        }
+    }
+    let known: std::collections::BTreeSet<String> = stormlog::observe::marks::ALL.iter().map(|m| m.to_string()).collect();
+    assert_eq!(found, known);
 }
 
 #[test]

@@ -49,6 +49,11 @@ fn check_expect(s: &Scenario) -> Result<()> {
         let expected = format!("anomalies of checks that run (\"{off}\" is an opt-in check: add it to [checks] enable)");
         return Err(error(s, "expect.anomalies", expected));
     }
+    let known = stormlog::observe::marks::ALL;
+    if let Some((i, m)) = expect.marks.iter().enumerate().find(|(_, m)| !known.contains(&m.as_str())) {
+        let expected = format!("a coverage mark of the code, one of: {}, found string {m:?}", known.join(", "));
+        return Err(error(s, format!("expect.marks[{i}]"), expected));
+    }
     match expect.within_seeds {
         Some(within) if within > s.seeds => Err(error(
             s,
