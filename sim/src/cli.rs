@@ -1,4 +1,4 @@
-//! The `stormlog` command line (SCENARIOS.md, "CLI"): run, repro, meta, list, bench. Seed first,
+//! The `stormlog` command line (SCENARIOS.md, "CLI"): run, repro, meta, list, bench, serve. Seed first,
 //! repro last: every run names its scenario and seed before anything else, and every failure
 //! ends with the command that reproduces it.
 
@@ -134,6 +134,33 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// A real cluster on localhost (real TCP, real files) from the same node code; prints the
+    /// bootstrap address, then `ready` once every topic has leaders. Ctrl-C stops it; started
+    /// again on the same data directory, it recovers from disk.
+    Serve {
+        #[arg(long, default_value_t = 3)]
+        brokers: u32,
+        #[arg(long, default_value_t = 1)]
+        controllers: u32,
+        /// Broker b listens on port + b, controller c on port + 100 + c.
+        #[arg(long, default_value_t = 9092)]
+        port: u16,
+        #[arg(long, default_value = "stormlog-data")]
+        data_dir: PathBuf,
+        /// A topic to create at start, `name:partitions:replication_factor` (repeatable).
+        #[arg(long = "topic")]
+        topics: Vec<String>,
+        /// A broker or controller setting by Kafka's key, `key=value` (repeatable).
+        #[arg(long = "config")]
+        config: Vec<String>,
+        /// Run only this node of the cluster (`broker-1`, `controller-0`), e.g. one process
+        /// per node; every process gets the same cluster flags.
+        #[arg(long)]
+        node: Option<String>,
+        /// Print every node's trace lines on stderr.
+        #[arg(long)]
+        trace: bool,
+    },
     /// One measured simulation for `bench` (a child process per simulation); prints one JSON line.
     #[command(hide = true)]
     BenchSeed {
@@ -187,6 +214,9 @@ pub fn main(cli: Cli) -> i32 {
         Command::Bench { scenario, engine, seeds, jobs, throughput_seeds, series_seeds, quick, format } => {
             let opts = bench_options(quick, scenario, engine, (seeds, throughput_seeds, series_seeds), jobs);
             Ok(cmd_bench(&opts, format))
+        }
+        Command::Serve { brokers, controllers, port, data_dir, topics, config, node, trace } => {
+            crate::serve::cmd_serve(crate::serve::ServeOptions { brokers, controllers, port, data_dir, topics, config, node, trace })
         }
         Command::BenchSeed { scenario, seed, brokers, rate_x, no_baseline, idle_baseline } => {
             let baselines = crate::bench::measure::Baselines { traffic: !no_baseline, idle: idle_baseline };

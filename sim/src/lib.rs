@@ -8,7 +8,8 @@
 //! `checkers` judge what clients saw; `invariants` check what nodes believe; `trace` records
 //! what nodes did; `wire` the Kafka frames they exchanged; `run` runs seeds;
 //! `report` writes what a person reads; `junit` what a CI system reads; `shrink` makes a failing
-//! run smaller; `bench` measures how fast seeds run; `cli` is the `stormlog` binary.
+//! run smaller; `bench` measures how fast seeds run; `serve` runs a real cluster from the same
+//! node code; `cli` is the `stormlog` binary.
 
 pub mod bench;
 pub mod checkers;
@@ -23,6 +24,7 @@ pub mod report;
 pub mod request_hold;
 pub mod run;
 pub mod scenario;
+pub mod serve;
 pub mod shrink;
 pub mod support;
 pub mod swarm;
