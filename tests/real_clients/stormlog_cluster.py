@@ -91,11 +91,11 @@ class Node:
 class Cluster:
     """A cluster from one `stormlog serve` (per_node=False) or one process per node."""
 
-    def __init__(self, data_dir, topics, brokers=3, controllers=1, config=FAST, per_node=False):
+    def __init__(self, data_dir, topics, brokers=3, controllers=1, config=FAST, per_node=False, port=None):
         self.data_dir = Path(data_dir)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.brokers, self.controllers = brokers, controllers
-        self.port = free_base_port(brokers, controllers)
+        self.port = port or free_base_port(brokers, controllers)
         self.bootstrap = ",".join(f"127.0.0.1:{self.port + b}" for b in range(brokers))
         args = ["serve", "--brokers", str(brokers), "--controllers", str(controllers), "--port", str(self.port), "--data-dir", str(self.data_dir)]
         for t in topics:
