@@ -91,7 +91,7 @@ pub fn cmd_serve(opts: ServeOptions) -> Result<i32, ScenarioError> {
 
 async fn serve(cluster: Rc<Cluster>, nodes: Vec<String>) -> i32 {
     let started = tokio::time::Instant::now();
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, std::io::Result<()>)>();
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<(String, NodeEnd)>();
     for name in &nodes {
         let storage = match StdStorage::new(cluster.opts.data_dir.join(name)) {
             Ok(s) => Rc::new(s) as Rc<dyn Storage>,
@@ -100,11 +100,14 @@ async fn serve(cluster: Rc<Cluster>, nodes: Vec<String>) -> i32 {
                 return crate::cli::EXIT_BAD_INPUT;
             }
         };
-        let node = start_node(&cluster, name, storage, tracer(cluster.opts.trace, name, started));
+        let node = tokio::task::spawn_local(start_node(&cluster, name, storage, tracer(cluster.opts.trace, name, started)));
         let (tx, name) = (done_tx.clone(), name.clone());
         tokio::task::spawn_local(async move {
-            let result = node.await;
-            let _ = tx.send((name, result));
+            let end = match node.await {
+                Ok(result) => NodeEnd::Stopped(result),
+                Err(_) => NodeEnd::Panicked,
+            };
+            let _ = tx.send((name, end));
         });
     }
     println!("stormlog serve: {} ({}), data in {}", nodes.join(" "), describe_addrs(&cluster, &nodes), cluster.opts.data_dir.display());
@@ -118,11 +121,24 @@ async fn serve(cluster: Rc<Cluster>, nodes: Vec<String>) -> i32 {
             println!("stormlog serve: {signal}, stopping");
             0
         }
-        Some((name, result)) = done_rx.recv() => {
-            eprintln!("error: {name} stopped: {result:?}");
-            crate::cli::EXIT_PANIC
+        Some((name, end)) = done_rx.recv() => match end {
+            // A listener that cannot bind (a port in use) or fails: bad input, not a bug.
+            NodeEnd::Stopped(result) => {
+                eprintln!("error: {name} stopped: {result:?}");
+                crate::cli::EXIT_BAD_INPUT
+            }
+            NodeEnd::Panicked => {
+                eprintln!("error: {name} panicked (a failed assertion is a bug found)");
+                crate::cli::EXIT_PANIC
+            }
         }
     }
+}
+
+/// How a node's task ended: its shell returned (only when its listener fails), or it panicked.
+enum NodeEnd {
+    Stopped(std::io::Result<()>),
+    Panicked,
 }
 
 fn describe_addrs(cluster: &Cluster, nodes: &[String]) -> String {
