@@ -314,3 +314,50 @@ async fn broker_ready(addr: &str, brokers: usize, expected: &[(String, usize)]) 
     };
     meta.brokers.len() == brokers && expected.iter().all(|(name, n)| led(name, *n))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opts(topics: &[&str], config: &[&str]) -> ServeOptions {
+        ServeOptions {
+            brokers: 3,
+            controllers: 1,
+            port: 9092,
+            data_dir: PathBuf::from("unused"),
+            topics: topics.iter().map(|t| t.to_string()).collect(),
+            config: config.iter().map(|c| c.to_string()).collect(),
+            node: None,
+            trace: false,
+        }
+    }
+
+    #[test]
+    fn topic_flags_become_bootstrap_topics_next_to_the_internal_ones() {
+        let cluster = check(opts(&["orders:2:3", "solo:1:1"], &["offsets.topic.num.partitions=4", "transaction.state.log.replication.factor=1"])).unwrap();
+        let topics = topic_assignments(&cluster);
+        let names: Vec<&str> = topics.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["orders", "solo", OFFSETS_TOPIC, TXN_TOPIC]);
+        assert_eq!(topics[0].1, vec![vec![0, 1, 2], vec![1, 2, 0]]);
+        assert_eq!(topics[1].1, vec![vec![0]]);
+        assert_eq!(topics[2].1.len(), 4);
+        assert!(topics[2].1.iter().all(|r| r.len() == 3));
+        assert!(topics[3].1.iter().all(|r| r.len() == 1));
+        assert_eq!((cluster.bootstrap(), cluster.controller_addr(0)), ("127.0.0.1:9092,127.0.0.1:9093,127.0.0.1:9094".to_string(), "127.0.0.1:9192".to_string()));
+    }
+
+    #[test]
+    fn serve_speaks_transaction_version_1_and_takes_kafka_keys() {
+        let cluster = check(opts(&[], &["min.insync.replicas=2", "message.max.bytes=2000"])).unwrap();
+        let config = broker_config(&cluster.scenario).unwrap();
+        assert!(!config.txn.epoch_bump_per_txn);
+        assert_eq!((config.min_insync_replicas, config.message_max_bytes), (2, 2000));
+    }
+
+    #[test]
+    fn malformed_topics_unknown_keys_and_impossible_replication_are_bad_input() {
+        for (topics, config) in [(vec!["orders"], vec![]), (vec!["orders:x:3"], vec![]), (vec!["orders:1:4"], vec![]), (vec![], vec!["no.such.key=1"]), (vec![], vec!["novalue"])] {
+            assert!(check(opts(&topics, &config)).is_err(), "{topics:?} {config:?}");
+        }
+    }
+}
