@@ -28,6 +28,7 @@ const FAULTS_SUPPORTED: &[FaultKind] = &[
     FaultKind::Resume,
     FaultKind::HoldRequest,
     FaultKind::ReleaseRequest,
+    FaultKind::Skew,
 ];
 /// What the random nemesis can draw (each heals itself after its drawn duration).
 const NEMESIS_KINDS: &[FaultKind] = &[FaultKind::Crash, FaultKind::Kill, FaultKind::Partition, FaultKind::PartitionOneway, FaultKind::Isolate, FaultKind::Hold, FaultKind::Pause];

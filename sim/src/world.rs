@@ -102,6 +102,9 @@ pub struct World<'a> {
     transactional_ids: BTreeMap<String, String>,
     /// Each broker's `hold-request` fault point.
     request_holds: BTreeMap<String, RequestHolds>,
+    /// The wall clock of each broker and producer, which the `skew` fault moves. It lives
+    /// here, so a restarted process keeps its machine's clock.
+    clocks: BTreeMap<String, SimClock>,
 }
 
 /// Whether the link x-y joins the two sides (either way round); no sides means every link.
@@ -210,6 +213,7 @@ impl<'a> World<'a> {
             txn_partitions: u32::try_from(broker_config(s)?.txn.partitions).unwrap_or(1),
             transactional_ids: BTreeMap::new(),
             request_holds: BTreeMap::new(),
+            clocks: BTreeMap::new(),
         };
         world.add_controllers(s, seed)?;
         world.add_brokers(s, seed)?;
@@ -309,6 +313,8 @@ impl<'a> World<'a> {
             let starts = self.start_counter(&name);
             let holds = RequestHolds::default();
             self.request_holds.insert(name.clone(), holds.clone());
+            let clock = SimClock::default();
+            self.clocks.insert(name.clone(), clock.clone());
             let advertised = BrokerAddress { host: name.clone(), port: BROKER_PORT };
             let net = self.network();
             self.sim.host(name.as_str(), move || {
@@ -323,7 +329,7 @@ impl<'a> World<'a> {
                     net: Rc::new(net.clone()) as Rc<dyn Network>,
                     storage: Rc::new(disk.clone()) as Rc<dyn Storage>,
                     entropy: Entropy::from_seed(derive_seed(seed, &format!("broker-{b}/{}", starts.get()))),
-                    clock: Rc::new(SimClock::default()) as Rc<dyn Clock>,
+                    clock: Rc::new(clock.clone()) as Rc<dyn Clock>,
                     trace: trace.clone(),
                     probe: Some(probe.clone()),
                     group_probe: Some(group_probe.clone()),
@@ -355,6 +361,19 @@ impl<'a> World<'a> {
     pub fn current_txn_coordinator(&self, process: &str) -> Option<String> {
         let id = self.transactional_ids.get(process)?;
         self.current_leader(stormlog::broker::TXN_TOPIC, stormlog::group::partition_for(id, self.txn_partitions))
+    }
+
+    /// Moves the wall clocks of `targets` by `by_ms` (a negative value turns them back). Only
+    /// what reads the wall clock sees it: producer-state expiry on brokers, record timestamps
+    /// on producers; timers run on the simulation's time.
+    pub fn skew(&mut self, targets: &[String], by_ms: i64, heal: bool) {
+        for t in targets {
+            if let Some(c) = self.clocks.get(t) {
+                c.skew_by(by_ms);
+            }
+        }
+        let verb = if heal { "heal" } else { "fault" };
+        self.event(&targets.join(","), &format!("{verb} skew {by_ms:+} ms"));
     }
 
     /// The broker holds the next request of `api` from any of `peers` until `release_requests`.
@@ -465,7 +484,7 @@ impl<'a> World<'a> {
                     restart_resend: spec.restart_resend,
                     config,
                     bootstrap: self.bootstrap(),
-                    clock: SimClock::default(),
+                    clock: self.clocks.entry(process.clone()).or_default().clone(),
                     history: self.history.clone(),
                     next_seq: Rc::new(Cell::new(0)),
                     unacked: Rc::new(RefCell::new(BTreeMap::new())),
