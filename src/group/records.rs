@@ -13,6 +13,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::ids::TopicPartition;
+use crate::protocol::reader::Reader;
 
 /// Key version of `OffsetCommitKey` that we write (v0 has the same layout).
 const OFFSET_KEY_VERSION: i16 = 1;
@@ -238,77 +239,3 @@ fn put_bytes(b: &mut BytesMut, bytes: &[u8]) {
     b.put_slice(bytes);
 }
 
-/// A bounds-checked cursor: every read says what it was reading when the input ran out.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Self {
-        Reader { buf, pos: 0, what }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take(&mut self, n: usize, field: &str) -> Result<&'a [u8], String> {
-        if self.remaining() < n {
-            return Err(format!("{}: {field} needs {n} bytes at {}, {} left", self.what, self.pos, self.remaining()));
-        }
-        let out = &self.buf[self.pos..self.pos + n];
-        self.pos += n;
-        Ok(out)
-    }
-
-    fn i16(&mut self, field: &str) -> Result<i16, String> {
-        let b = self.take(2, field)?;
-        Ok(i16::from_be_bytes([b[0], b[1]]))
-    }
-
-    fn i32(&mut self, field: &str) -> Result<i32, String> {
-        let b = self.take(4, field)?;
-        Ok(i32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-
-    fn i64(&mut self, field: &str) -> Result<i64, String> {
-        let b = self.take(8, field)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(b);
-        Ok(i64::from_be_bytes(a))
-    }
-
-    fn nullable_string(&mut self, field: &str) -> Result<Option<String>, String> {
-        let len = self.i16(field)?;
-        if len == -1 {
-            return Ok(None);
-        }
-        if len < 0 {
-            return Err(format!("{}: {field} has length {len}", self.what));
-        }
-        let raw = self.take(len as usize, field)?;
-        let s = std::str::from_utf8(raw).map_err(|e| format!("{}: {field} is not UTF-8: {e}", self.what))?;
-        Ok(Some(s.to_string()))
-    }
-
-    fn string(&mut self, field: &str) -> Result<String, String> {
-        self.nullable_string(field)?.ok_or_else(|| format!("{}: {field} is null", self.what))
-    }
-
-    fn bytes(&mut self, field: &str) -> Result<Bytes, String> {
-        let len = self.i32(field)?;
-        if len < 0 {
-            return Err(format!("{}: {field} has length {len}", self.what));
-        }
-        Ok(Bytes::copy_from_slice(self.take(len as usize, field)?))
-    }
-
-    fn finish(&self) -> Result<(), String> {
-        match self.remaining() {
-            0 => Ok(()),
-            n => Err(format!("{}: {n} trailing bytes", self.what)),
-        }
-    }
-}

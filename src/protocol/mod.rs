@@ -5,6 +5,7 @@
 
 mod codec;
 mod frame;
+pub(crate) mod reader;
 mod versions;
 
 pub use codec::{encode_batch_v2, 

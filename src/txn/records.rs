@@ -16,6 +16,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::ids::TopicPartition;
+use crate::protocol::reader::Reader;
 
 use super::state::TxnState;
 
@@ -159,67 +160,3 @@ fn put_string(b: &mut BytesMut, s: &str) {
     b.put_slice(s.as_bytes());
 }
 
-/// A bounds-checked cursor: every read says what it was reading when the input ran out.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-    what: &'static str,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8], what: &'static str) -> Self {
-        Reader { buf, pos: 0, what }
-    }
-
-    fn remaining(&self) -> usize {
-        self.buf.len() - self.pos
-    }
-
-    fn take<const N: usize>(&mut self, field: &str) -> Result<[u8; N], String> {
-        if self.remaining() < N {
-            return Err(format!("{}: {field} needs {N} bytes at {}, {} left", self.what, self.pos, self.remaining()));
-        }
-        let mut out = [0u8; N];
-        out.copy_from_slice(&self.buf[self.pos..self.pos + N]);
-        self.pos += N;
-        Ok(out)
-    }
-
-    fn i8(&mut self, field: &str) -> Result<i8, String> {
-        Ok(i8::from_be_bytes(self.take(field)?))
-    }
-
-    fn i16(&mut self, field: &str) -> Result<i16, String> {
-        Ok(i16::from_be_bytes(self.take(field)?))
-    }
-
-    fn i32(&mut self, field: &str) -> Result<i32, String> {
-        Ok(i32::from_be_bytes(self.take(field)?))
-    }
-
-    fn i64(&mut self, field: &str) -> Result<i64, String> {
-        Ok(i64::from_be_bytes(self.take(field)?))
-    }
-
-    fn string(&mut self, field: &str) -> Result<String, String> {
-        let len = self.i16(field)?;
-        if len < 0 {
-            return Err(format!("{}: {field} has length {len}", self.what));
-        }
-        let len = len as usize;
-        if self.remaining() < len {
-            return Err(format!("{}: {field} needs {len} bytes at {}, {} left", self.what, self.pos, self.remaining()));
-        }
-        let raw = &self.buf[self.pos..self.pos + len];
-        self.pos += len;
-        let s = std::str::from_utf8(raw).map_err(|e| format!("{}: {field} is not UTF-8: {e}", self.what))?;
-        Ok(s.to_string())
-    }
-
-    fn finish(&self) -> Result<(), String> {
-        match self.remaining() {
-            0 => Ok(()),
-            n => Err(format!("{}: {n} trailing bytes", self.what)),
-        }
-    }
-}
